@@ -1,0 +1,1 @@
+//! Rust client of the progress gateway (work in progress).

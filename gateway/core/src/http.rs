@@ -1,0 +1,315 @@
+//! The HTTP surface (SPEC §1) as pure functions: routing, the upgrade checks
+//! that come before a job's room is reached (426, 400), producer and bearer
+//! authorization, and CORS. The Worker calls these and decides nothing itself.
+
+use crate::error::HttpError;
+use crate::protocol::{is_valid_job_id, Seq};
+use crate::room::Upgrade;
+use subtle::ConstantTimeEq;
+
+/// Longest accepted `clientId`.
+pub const MAX_CLIENT_ID: usize = 128;
+
+/// Where a request goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /healthz`.
+    Health,
+    /// `POST /api/jobs` (producer).
+    CreateJob,
+    /// `POST /api/jobs/{id}/events` (producer).
+    Events(String),
+    /// `GET /api/jobs/{id}` (producer).
+    Inspect(String),
+    /// `POST /api/jobs/{id}/revoke` (producer).
+    Revoke(String),
+    /// `POST /api/jobs/{id}/cancel` (subscriber token).
+    Cancel(String),
+    /// `GET /api/job-state/{id}` (subscriber token).
+    JobState(String),
+    /// `GET /ws/progress` (subscriber upgrade).
+    Upgrade,
+    /// `OPTIONS` on a subscriber route.
+    Preflight,
+    /// Anything else.
+    Refused(HttpError),
+}
+
+impl Route {
+    /// Whether the route needs the producer secret.
+    #[must_use]
+    pub const fn is_producer(&self) -> bool {
+        matches!(
+            self,
+            Self::CreateJob | Self::Events(_) | Self::Inspect(_) | Self::Revoke(_)
+        )
+    }
+
+    /// The job the route is about, if any (the Upgrade's is in its query).
+    #[must_use]
+    pub fn job_id(&self) -> Option<&str> {
+        match self {
+            Self::Events(j)
+            | Self::Inspect(j)
+            | Self::Revoke(j)
+            | Self::Cancel(j)
+            | Self::JobState(j) => Some(j),
+            _ => None,
+        }
+    }
+}
+
+fn not_found() -> HttpError {
+    HttpError::new(404, "not_found", "no such route; see docs/PROTOCOL.md")
+}
+
+fn method_not_allowed(allowed: &str) -> HttpError {
+    HttpError::new(405, "method_not_allowed", format!("use {allowed}"))
+}
+
+/// Routes a request by method and path.
+#[must_use]
+pub fn route(method: &str, path: &str) -> Route {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let job = |id: &str, r: fn(String) -> Route| {
+        if is_valid_job_id(id) {
+            r(id.to_owned())
+        } else {
+            Route::Refused(HttpError::bad_request(
+                "invalid_job_id",
+                "jobId must be 1 to 64 characters of A-Z, a-z, 0-9, '-' or '_'",
+            ))
+        }
+    };
+    let subscriber_route = matches!(
+        parts.as_slice(),
+        ["ws", "progress"] | ["api", "job-state", _] | ["api", "jobs", _, "cancel"]
+    );
+    if method == "OPTIONS" && subscriber_route {
+        return Route::Preflight;
+    }
+    match (method, parts.as_slice()) {
+        ("GET", ["healthz"]) => Route::Health,
+        ("POST", ["api", "jobs"]) => Route::CreateJob,
+        ("POST", ["api", "jobs", id, "events"]) => job(id, Route::Events),
+        ("GET", ["api", "jobs", id]) => job(id, Route::Inspect),
+        ("POST", ["api", "jobs", id, "revoke"]) => job(id, Route::Revoke),
+        ("POST", ["api", "jobs", id, "cancel"]) => job(id, Route::Cancel),
+        ("GET", ["api", "job-state", id]) => job(id, Route::JobState),
+        ("GET", ["ws", "progress"]) => Route::Upgrade,
+        (_, ["healthz"] | ["ws", "progress"] | ["api", "job-state", _] | ["api", "jobs", _]) => {
+            Route::Refused(method_not_allowed("GET"))
+        }
+        (_, ["api", "jobs"] | ["api", "jobs", _, "events" | "revoke" | "cancel"]) => {
+            Route::Refused(method_not_allowed("POST"))
+        }
+        _ => Route::Refused(not_found()),
+    }
+}
+
+/// The upgrade checks that need no room (SPEC §1, in order): `426` without
+/// `Upgrade: websocket`, then `400` for a missing or blank `jobId`/`token` or a
+/// malformed `lastSeq`/`clientId`.
+pub fn parse_upgrade(upgrade_header: Option<&str>, query: &str) -> Result<Upgrade, HttpError> {
+    if !upgrade_header.is_some_and(|h| h.trim().eq_ignore_ascii_case("websocket")) {
+        return Err(HttpError::new(
+            426,
+            "upgrade_required",
+            "connect with a WebSocket client (Upgrade: websocket)",
+        ));
+    }
+    let (mut job_id, mut token, mut client_id, mut last_seq) = (None, None, None, None);
+    for (k, v) in form_urlencoded::parse(query.trim_start_matches('?').as_bytes()) {
+        match k.as_ref() {
+            "jobId" => job_id = Some(v.into_owned()),
+            "token" => token = Some(v.into_owned()),
+            "clientId" => client_id = Some(v.into_owned()),
+            "lastSeq" => last_seq = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    let job_id = job_id.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+        HttpError::bad_request(
+            "missing_job_id",
+            "add jobId to the URL (the wsUrl from job creation has it)",
+        )
+    })?;
+    if !is_valid_job_id(&job_id) {
+        return Err(HttpError::bad_request(
+            "invalid_job_id",
+            "jobId must be 1 to 64 characters of A-Z, a-z, 0-9, '-' or '_'",
+        ));
+    }
+    let token = token.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+        HttpError::bad_request("missing_token", "add &token= with the job's token")
+    })?;
+    let client_id = match client_id {
+        None => None,
+        Some(c)
+            if !c.is_empty()
+                && c.len() <= MAX_CLIENT_ID
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)) =>
+        {
+            Some(c)
+        }
+        Some(_) => {
+            return Err(HttpError::bad_request(
+                "invalid_client_id",
+                "clientId must be 1 to 128 characters of A-Z, a-z, 0-9, '-', '_', '.' or ':'",
+            ))
+        }
+    };
+    let last_seq = match last_seq {
+        None => None,
+        Some(s) => Some(Seq(s.parse::<u64>().map_err(|_| {
+            HttpError::bad_request(
+                "invalid_last_seq",
+                "lastSeq must be the non-negative integer seq of the last frame you saw",
+            )
+        })?)),
+    };
+    Ok(Upgrade {
+        job_id,
+        token,
+        client_id,
+        last_seq,
+    })
+}
+
+/// The token of an `Authorization: Bearer …` header.
+#[must_use]
+pub fn bearer(header: Option<&str>) -> Option<&str> {
+    let h = header?.trim();
+    let (scheme, rest) = h.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !rest.trim().is_empty()).then(|| rest.trim())
+}
+
+/// A subscriber route's bearer token, or `401`.
+pub fn require_bearer(header: Option<&str>) -> Result<&str, HttpError> {
+    bearer(header).ok_or_else(|| {
+        HttpError::unauthorized("send Authorization: Bearer <token> with the job's token")
+    })
+}
+
+/// Checks the producer secret in constant time.
+pub fn authorize_producer(header: Option<&str>, secret: &str) -> Result<(), HttpError> {
+    let refused =
+        || HttpError::unauthorized("producer calls need Authorization: Bearer <PRODUCER_SECRET>");
+    if secret.is_empty() {
+        return Err(HttpError::new(
+            500,
+            "not_configured",
+            "PRODUCER_SECRET is not set; run `wrangler secret put PRODUCER_SECRET`",
+        ));
+    }
+    let presented = bearer(header).ok_or_else(refused)?;
+    let same: bool = presented.as_bytes().ct_eq(secret.as_bytes()).into();
+    if same {
+        Ok(())
+    } else {
+        Err(refused())
+    }
+}
+
+/// The `Access-Control-Allow-Origin` value for a request's `Origin`, given the
+/// comma-separated `ALLOWED_ORIGINS` (`*` allows any).
+#[must_use]
+pub fn allowed_origin(origin: Option<&str>, allowed: &str) -> Option<String> {
+    let list: Vec<&str> = allowed
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if list.contains(&"*") {
+        return Some("*".to_owned());
+    }
+    let origin = origin?;
+    list.contains(&origin).then(|| origin.to_owned())
+}
+
+/// Methods and headers a preflight allows.
+pub const CORS_ALLOW_METHODS: &str = "GET, POST, OPTIONS";
+/// Headers a preflight allows.
+pub const CORS_ALLOW_HEADERS: &str = "Authorization, Content-Type";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(route("GET", "/healthz"), Route::Health);
+        assert_eq!(route("POST", "/api/jobs"), Route::CreateJob);
+        assert_eq!(
+            route("POST", "/api/jobs/j1/events"),
+            Route::Events("j1".into())
+        );
+        assert_eq!(
+            route("GET", "/api/job-state/j1"),
+            Route::JobState("j1".into())
+        );
+        assert_eq!(route("OPTIONS", "/ws/progress"), Route::Preflight);
+        assert!(matches!(route("GET", "/nope"), Route::Refused(e) if e.status == 404));
+        assert!(matches!(route("DELETE", "/api/jobs/j1"), Route::Refused(e) if e.status == 405));
+        assert!(route("POST", "/api/jobs").is_producer());
+        assert!(!route("POST", "/api/jobs/j/cancel").is_producer());
+    }
+
+    #[test]
+    fn upgrade_checks_in_spec_order() {
+        assert_eq!(
+            parse_upgrade(None, "jobId=a&token=b").unwrap_err().status,
+            426
+        );
+        assert_eq!(
+            parse_upgrade(Some("websocket"), "token=b")
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert_eq!(
+            parse_upgrade(Some("websocket"), "jobId=a&token=%20")
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert_eq!(
+            parse_upgrade(Some("websocket"), "jobId=a&token=b&lastSeq=-1")
+                .unwrap_err()
+                .code,
+            "invalid_last_seq"
+        );
+        assert_eq!(
+            parse_upgrade(Some("websocket"), "jobId=a&token=b&clientId=a%20b")
+                .unwrap_err()
+                .code,
+            "invalid_client_id"
+        );
+        let up = parse_upgrade(
+            Some("WebSocket"),
+            "?jobId=a&token=b&clientId=phone-1&lastSeq=7",
+        )
+        .unwrap();
+        assert_eq!(up.last_seq, Some(Seq(7)));
+        assert_eq!(up.client_id.as_deref(), Some("phone-1"));
+    }
+
+    #[test]
+    fn producer_auth_and_cors() {
+        assert!(authorize_producer(Some("Bearer s3"), "s3").is_ok());
+        assert_eq!(
+            authorize_producer(Some("Bearer s4"), "s3")
+                .unwrap_err()
+                .status,
+            401
+        );
+        assert_eq!(authorize_producer(None, "s3").unwrap_err().status, 401);
+        assert_eq!(allowed_origin(Some("https://a"), "*").as_deref(), Some("*"));
+        assert_eq!(
+            allowed_origin(Some("https://a"), "https://a, https://b").as_deref(),
+            Some("https://a")
+        );
+        assert_eq!(allowed_origin(Some("https://c"), "https://a"), None);
+    }
+}

@@ -1,0 +1,934 @@
+//! The wire format (SPEC §2, §3): the server's JSON envelope, subscriber frames,
+//! producer events and their limits. Parsing never panics on any input.
+
+use crate::error::{FrameError, HttpError};
+use crate::Millis;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+/// Envelope schema version (seed 003).
+pub const SCHEMA_VERSION: &str = "1.0.0";
+/// Largest subscriber frame the room reads.
+pub const MAX_CLIENT_FRAME: usize = 64 * 1024;
+/// Largest producer request body.
+pub const MAX_PRODUCER_BODY: usize = 1024 * 1024;
+/// Outgoing frames above this are logged as a warning (mobile data).
+pub const WARN_OUTGOING: usize = 1_000_000;
+/// Outgoing frames above this are never sent.
+pub const MAX_OUTGOING: usize = 32 * 1024 * 1024;
+/// The exact ping the runtime answers without waking the room.
+pub const LITERAL_PING: &str = r#"{"type":"ping"}"#;
+/// The runtime's exact answer to [`LITERAL_PING`].
+pub const LITERAL_PONG: &str = r#"{"type":"pong"}"#;
+/// Longest producer `eventId`.
+pub const MAX_EVENT_ID: usize = 64;
+/// Longest custom `jobId`.
+pub const MAX_JOB_ID: usize = 64;
+
+/// Per-job event sequence number: starts at 1, never goes backwards.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Seq(pub u64);
+
+impl Seq {
+    /// The next one.
+    #[must_use]
+    pub const fn next(self) -> Self {
+        Self(self.0.saturating_add(1))
+    }
+}
+
+/// The kind of job (seed 003).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+pub enum Pipeline {
+    /// Book enrichment batches.
+    BatchEnrichment,
+    /// CSV imports.
+    CsvImport,
+    /// Bookshelf scans.
+    AiScan,
+}
+
+impl Pipeline {
+    /// The wire name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::BatchEnrichment => "batch_enrichment",
+            Self::CsvImport => "csv_import",
+            Self::AiScan => "ai_scan",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [Self::BatchEnrichment, Self::CsvImport, Self::AiScan]
+            .into_iter()
+            .find(|p| p.as_str() == s)
+    }
+}
+
+/// Where a job is (SPEC §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// Created, not started.
+    Pending,
+    /// Started or progressing.
+    Processing,
+    /// Ended with `complete`.
+    Completed,
+    /// Ended with `failed`.
+    Failed,
+    /// Canceled by a subscriber.
+    Canceled,
+}
+
+impl JobStatus {
+    /// The wire name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Processing => "processing",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Canceled => "canceled",
+        }
+    }
+
+    /// Whether the job has ended.
+    #[must_use]
+    pub const fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Canceled)
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Pending,
+            Self::Processing,
+            Self::Completed,
+            Self::Failed,
+            Self::Canceled,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+    }
+}
+
+/// `processedCount / totalCount` clamped to 0..=1; 0 when the total is unknown.
+#[must_use]
+#[allow(clippy::cast_precision_loss)]
+pub fn progress_ratio(processed: u64, total: Option<u64>) -> f64 {
+    match total {
+        Some(t) if t > 0 => (processed as f64 / t as f64).clamp(0.0, 1.0),
+        _ => 0.0,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Server → subscriber
+
+/// Job counters as a snapshot shows them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Snapshot {
+    /// The job's status.
+    pub status: JobStatus,
+    /// Items done.
+    pub processed_count: u64,
+    /// Items in all, if known.
+    pub total_count: Option<u64>,
+}
+
+/// A message from the gateway to a subscriber.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ServerMessage {
+    /// `job_started`.
+    JobStarted {
+        /// Items in all, if known.
+        total_count: Option<u64>,
+        /// Free text.
+        message: Option<String>,
+    },
+    /// `job_progress`.
+    JobProgress {
+        /// Items done.
+        processed_count: u64,
+        /// Items in all, if known.
+        total_count: Option<u64>,
+        /// What is being worked on.
+        current_item: Option<String>,
+        /// Free text.
+        message: Option<String>,
+    },
+    /// `job_complete`, then close 1000.
+    JobComplete {
+        /// The producer's summary, as JSON text.
+        summary: String,
+    },
+    /// `error`: the job failed (then close 4001) or a client frame was refused.
+    Error {
+        /// Stable code.
+        code: String,
+        /// Human text.
+        message: String,
+        /// Whether retrying may help.
+        retryable: bool,
+    },
+    /// `snapshot` (or `reconnected` when `resumed`): first frame on each socket.
+    Snapshot {
+        /// The socket resumed with `lastSeq`: the type is `reconnected`.
+        resumed: bool,
+        /// Continuity proven: nothing but folded progress was missed.
+        recovered: bool,
+        /// The state.
+        state: Snapshot,
+    },
+    /// `token_refresh`: a new token for later reconnects.
+    TokenRefresh {
+        /// The new token.
+        token: String,
+        /// Its expiry.
+        expires_at: Millis,
+    },
+    /// `pong` envelope, for a ping that reached the room.
+    Pong,
+}
+
+impl ServerMessage {
+    /// The envelope's `type`.
+    #[must_use]
+    pub const fn type_name(&self) -> &'static str {
+        match self {
+            Self::JobStarted { .. } => "job_started",
+            Self::JobProgress { .. } => "job_progress",
+            Self::JobComplete { .. } => "job_complete",
+            Self::Error { .. } => "error",
+            Self::Snapshot { resumed: false, .. } => "snapshot",
+            Self::Snapshot { resumed: true, .. } => "reconnected",
+            Self::TokenRefresh { .. } => "token_refresh",
+            Self::Pong => "pong",
+        }
+    }
+
+    fn payload(&self) -> Value {
+        let mut m = Map::new();
+        let mut put = |k: &str, v: Value| {
+            m.insert(k.to_owned(), v);
+        };
+        match self {
+            Self::JobStarted {
+                total_count,
+                message,
+            } => {
+                if let Some(t) = total_count {
+                    put("totalCount", (*t).into());
+                }
+                if let Some(s) = message {
+                    put("message", s.as_str().into());
+                }
+            }
+            Self::JobProgress {
+                processed_count,
+                total_count,
+                current_item,
+                message,
+            } => {
+                put("processedCount", (*processed_count).into());
+                if let Some(t) = total_count {
+                    put("totalCount", (*t).into());
+                }
+                put(
+                    "progress",
+                    progress_ratio(*processed_count, *total_count).into(),
+                );
+                if let Some(s) = current_item {
+                    put("currentItem", s.as_str().into());
+                }
+                if let Some(s) = message {
+                    put("message", s.as_str().into());
+                }
+            }
+            Self::JobComplete { summary } => {
+                let v = serde_json::from_str::<Value>(summary).unwrap_or(Value::Null);
+                put("summary", v);
+            }
+            Self::Error {
+                code,
+                message,
+                retryable,
+            } => {
+                put("code", code.as_str().into());
+                put("message", message.as_str().into());
+                put("retryable", (*retryable).into());
+            }
+            Self::Snapshot {
+                recovered, state, ..
+            } => {
+                let p = progress_ratio(state.processed_count, state.total_count);
+                put("status", state.status.as_str().into());
+                put("processedCount", state.processed_count.into());
+                put(
+                    "totalCount",
+                    state.total_count.map_or(Value::Null, Value::from),
+                );
+                put("progress", p.into());
+                put("currentProgress", p.into());
+                put("recovered", (*recovered).into());
+            }
+            Self::TokenRefresh { token, expires_at } => {
+                put("token", token.as_str().into());
+                put("expiresAt", expires_at.0.into());
+            }
+            Self::Pong => {}
+        }
+        Value::Object(m)
+    }
+}
+
+/// Who a frame is about.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct JobHeader {
+    /// The job's id.
+    pub job_id: String,
+    /// Its pipeline.
+    pub pipeline: Pipeline,
+}
+
+/// One decoded server frame.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ServerFrame {
+    /// Envelope `seq`, for job events and snapshots.
+    pub seq: Option<Seq>,
+    /// The message.
+    pub message: ServerMessage,
+}
+
+/// Encodes one envelope (SPEC §2).
+#[must_use]
+pub fn encode(job: &JobHeader, timestamp: Millis, seq: Option<Seq>, msg: &ServerMessage) -> String {
+    let mut m = Map::new();
+    m.insert("type".into(), msg.type_name().into());
+    m.insert("jobId".into(), job.job_id.as_str().into());
+    m.insert("pipeline".into(), job.pipeline.as_str().into());
+    m.insert("timestamp".into(), timestamp.0.into());
+    m.insert("version".into(), SCHEMA_VERSION.into());
+    if let Some(s) = seq {
+        m.insert("seq".into(), s.0.into());
+    }
+    m.insert("payload".into(), msg.payload());
+    Value::Object(m).to_string()
+}
+
+/// What the size guard says about an outgoing frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutgoingSize {
+    /// Fine.
+    Ok,
+    /// Over 1 MB: send, but log a warning.
+    Large,
+    /// Over 32 MiB: never send.
+    TooBig,
+}
+
+/// Measures an outgoing frame (SPEC §2).
+#[must_use]
+pub const fn check_outgoing(len: usize) -> OutgoingSize {
+    if len > MAX_OUTGOING {
+        OutgoingSize::TooBig
+    } else if len > WARN_OUTGOING {
+        OutgoingSize::Large
+    } else {
+        OutgoingSize::Ok
+    }
+}
+
+/// Why a server frame could not be decoded (client side).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unreadable server frame: {0}")]
+pub struct ServerFrameError(pub &'static str);
+
+/// Decodes a server frame; used by the client machine. Unknown `type`s are an
+/// error the client ignores (forward compatibility).
+pub fn decode(text: &str) -> Result<ServerFrame, ServerFrameError> {
+    if text == LITERAL_PONG {
+        return Ok(ServerFrame {
+            seq: None,
+            message: ServerMessage::Pong,
+        });
+    }
+    let v: Value = serde_json::from_str(text).map_err(|_| ServerFrameError("not JSON"))?;
+    let o = v.as_object().ok_or(ServerFrameError("not an object"))?;
+    let ty = o
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or(ServerFrameError("no type"))?;
+    let seq = match o.get("seq") {
+        None | Some(Value::Null) => None,
+        Some(s) => Some(Seq(s.as_u64().ok_or(ServerFrameError("bad seq"))?)),
+    };
+    let empty = Map::new();
+    let p = o
+        .get("payload")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let u = |k: &str| p.get(k).and_then(Value::as_u64);
+    let s = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_owned);
+    let message = match ty {
+        "job_started" => ServerMessage::JobStarted {
+            total_count: u("totalCount"),
+            message: s("message"),
+        },
+        "job_progress" => ServerMessage::JobProgress {
+            processed_count: u("processedCount").ok_or(ServerFrameError("no processedCount"))?,
+            total_count: u("totalCount"),
+            current_item: s("currentItem"),
+            message: s("message"),
+        },
+        "job_complete" => ServerMessage::JobComplete {
+            summary: p
+                .get("summary")
+                .map_or_else(|| "null".to_owned(), Value::to_string),
+        },
+        "error" => ServerMessage::Error {
+            code: s("code").unwrap_or_default(),
+            message: s("message").unwrap_or_default(),
+            retryable: p.get("retryable").and_then(Value::as_bool).unwrap_or(false),
+        },
+        "snapshot" | "reconnected" => ServerMessage::Snapshot {
+            resumed: ty == "reconnected",
+            recovered: p.get("recovered").and_then(Value::as_bool).unwrap_or(false),
+            state: Snapshot {
+                status: p
+                    .get("status")
+                    .and_then(Value::as_str)
+                    .and_then(JobStatus::parse)
+                    .ok_or(ServerFrameError("bad status"))?,
+                processed_count: u("processedCount").unwrap_or(0),
+                total_count: u("totalCount"),
+            },
+        },
+        "token_refresh" => ServerMessage::TokenRefresh {
+            token: s("token").ok_or(ServerFrameError("no token"))?,
+            expires_at: Millis(u("expiresAt").ok_or(ServerFrameError("no expiresAt"))?),
+        },
+        "pong" => ServerMessage::Pong,
+        _ => return Err(ServerFrameError("unknown type")),
+    };
+    Ok(ServerFrame { seq, message })
+}
+
+// ---------------------------------------------------------------------------
+// Subscriber → server
+
+/// A frame as the socket delivered it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Incoming<'a> {
+    /// A text frame.
+    Text(&'a str),
+    /// A binary frame of this many bytes.
+    Binary(usize),
+}
+
+/// A subscriber message that reached the room.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ClientMessage {
+    /// A ping other than the literal one: answered with a `pong` envelope.
+    Ping,
+    /// Cancel the job.
+    Cancel,
+    /// A well-formed message of a type this gateway does not know.
+    Unknown {
+        /// Its `type`.
+        type_name: String,
+    },
+}
+
+/// Parses a subscriber frame (SPEC §3). Never panics.
+pub fn parse_client_frame(frame: Incoming<'_>) -> Result<ClientMessage, FrameError> {
+    let text = match frame {
+        Incoming::Binary(_) => return Err(FrameError::Binary),
+        Incoming::Text(t) => t,
+    };
+    if text.len() > MAX_CLIENT_FRAME {
+        return Err(FrameError::TooBig { len: text.len() });
+    }
+    let v: Value = serde_json::from_str(text).map_err(|_| FrameError::InvalidJson)?;
+    let Value::Object(o) = v else {
+        return Err(FrameError::NotAnObject);
+    };
+    let ty = o
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or(FrameError::MissingType)?;
+    let field_is = |k: &'static str, ok: fn(&Value) -> bool| match o.get(k) {
+        None | Some(Value::Null) => Ok(()),
+        Some(v) if ok(v) => Ok(()),
+        Some(_) => Err(FrameError::WrongFieldType { field: k }),
+    };
+    match ty {
+        "ping" => {
+            field_is("timestamp", Value::is_number)?;
+            Ok(ClientMessage::Ping)
+        }
+        "cancel" => {
+            field_is("reason", Value::is_string)?;
+            Ok(ClientMessage::Cancel)
+        }
+        other => Ok(ClientMessage::Unknown {
+            type_name: other.chars().take(64).collect(),
+        }),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Producer → room
+
+/// One producer event (SPEC §3).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ProducerEvent {
+    /// Idempotency key: a repeat is answered with the original `seq`.
+    pub event_id: Option<String>,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// What a producer event reports.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// The job started.
+    Started {
+        /// Items in all, if known.
+        total_count: Option<u64>,
+        /// Free text.
+        message: Option<String>,
+    },
+    /// Progress.
+    Progress {
+        /// Items done; may not decrease.
+        processed_count: u64,
+        /// Items in all, if known.
+        total_count: Option<u64>,
+        /// What is being worked on.
+        current_item: Option<String>,
+        /// Free text.
+        message: Option<String>,
+    },
+    /// Success, with the summary as JSON text.
+    Complete {
+        /// JSON text.
+        summary: String,
+    },
+    /// Failure.
+    Failed {
+        /// Stable code.
+        code: String,
+        /// Human text.
+        message: String,
+    },
+}
+
+impl EventKind {
+    /// Whether the event ends the job.
+    #[must_use]
+    pub const fn is_terminal(&self) -> bool {
+        matches!(self, Self::Complete { .. } | Self::Failed { .. })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawEvent {
+    #[serde(rename = "type")]
+    kind: String,
+    event_id: Option<String>,
+    total_count: Option<u64>,
+    processed_count: Option<u64>,
+    current_item: Option<String>,
+    message: Option<String>,
+    summary: Option<Box<RawValue>>,
+    code: Option<String>,
+}
+
+fn unprocessable(message: impl Into<String>) -> HttpError {
+    HttpError::new(422, "invalid_event", message)
+}
+
+impl RawEvent {
+    fn validate(self) -> Result<ProducerEvent, HttpError> {
+        if let Some(id) = &self.event_id {
+            if id.is_empty() || id.chars().count() > MAX_EVENT_ID {
+                return Err(unprocessable("eventId must be 1 to 64 characters"));
+            }
+        }
+        let kind = match self.kind.as_str() {
+            "started" => EventKind::Started {
+                total_count: self.total_count,
+                message: self.message,
+            },
+            "progress" => EventKind::Progress {
+                processed_count: self
+                    .processed_count
+                    .ok_or_else(|| unprocessable("a progress event needs processedCount"))?,
+                total_count: self.total_count,
+                current_item: self.current_item,
+                message: self.message,
+            },
+            "complete" => EventKind::Complete {
+                summary: self
+                    .summary
+                    .map_or_else(|| "null".to_owned(), |r| r.get().to_owned()),
+            },
+            "failed" => EventKind::Failed {
+                code: self.code.unwrap_or_else(|| "job_failed".to_owned()),
+                message: self.message.unwrap_or_else(|| "the job failed".to_owned()),
+            },
+            other => {
+                return Err(unprocessable(format!(
+                    "unknown event type {:?}; use started, progress, complete or failed",
+                    other.chars().take(32).collect::<String>()
+                )))
+            }
+        };
+        Ok(ProducerEvent {
+            event_id: self.event_id,
+            kind,
+        })
+    }
+}
+
+/// Parses a producer body: one event object or an array of them.
+pub fn parse_producer_body(body: &[u8]) -> Result<Vec<ProducerEvent>, HttpError> {
+    if body.len() > MAX_PRODUCER_BODY {
+        return Err(HttpError::new(
+            413,
+            "payload_too_large",
+            format!(
+                "body of {} bytes is over the 1 MiB limit; send fewer events per request",
+                body.len()
+            ),
+        ));
+    }
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| unprocessable(format!("body is not valid JSON: {e}")))?;
+    let items = match v {
+        Value::Array(a) if a.is_empty() => return Err(unprocessable("empty event array")),
+        Value::Array(a) => a,
+        o @ Value::Object(_) => vec![o],
+        _ => {
+            return Err(unprocessable(
+                "body must be an event object or an array of events",
+            ))
+        }
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            serde_json::from_value::<RawEvent>(item)
+                .map_err(|e| unprocessable(format!("event {i}: {e}")))
+                .and_then(RawEvent::validate)
+        })
+        .collect()
+}
+
+/// Encodes a producer event back to its wire form (used by clients and tests).
+#[must_use]
+pub fn encode_producer_event(e: &ProducerEvent) -> Value {
+    let mut m = Map::new();
+    let mut put = |k: &str, v: Value| {
+        m.insert(k.to_owned(), v);
+    };
+    match &e.kind {
+        EventKind::Started {
+            total_count,
+            message,
+        } => {
+            put("type", "started".into());
+            if let Some(t) = total_count {
+                put("totalCount", (*t).into());
+            }
+            if let Some(s) = message {
+                put("message", s.as_str().into());
+            }
+        }
+        EventKind::Progress {
+            processed_count,
+            total_count,
+            current_item,
+            message,
+        } => {
+            put("type", "progress".into());
+            put("processedCount", (*processed_count).into());
+            if let Some(t) = total_count {
+                put("totalCount", (*t).into());
+            }
+            if let Some(s) = current_item {
+                put("currentItem", s.as_str().into());
+            }
+            if let Some(s) = message {
+                put("message", s.as_str().into());
+            }
+        }
+        EventKind::Complete { summary } => {
+            put("type", "complete".into());
+            put(
+                "summary",
+                serde_json::from_str(summary).unwrap_or(Value::Null),
+            );
+        }
+        EventKind::Failed { code, message } => {
+            put("type", "failed".into());
+            put("code", code.as_str().into());
+            put("message", message.as_str().into());
+        }
+    }
+    if let Some(id) = &e.event_id {
+        put("eventId", id.as_str().into());
+    }
+    Value::Object(m)
+}
+
+/// A validated `POST /api/jobs` body.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CreateJob {
+    /// The producer's own id, if it chose one.
+    pub job_id: Option<String>,
+    /// The pipeline.
+    pub pipeline: Pipeline,
+    /// Items in all, if known.
+    pub total_count: Option<u64>,
+    /// Token lifetime.
+    pub ttl: Millis,
+}
+
+/// Default token lifetime (2 h).
+pub const DEFAULT_TTL_SECS: u64 = 7200;
+
+/// Whether a job id is safe in a URL and a storage key.
+#[must_use]
+pub fn is_valid_job_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_JOB_ID
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Parses a `POST /api/jobs` body.
+pub fn parse_create_job(body: &[u8]) -> Result<CreateJob, HttpError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Raw {
+        pipeline: String,
+        total_count: Option<u64>,
+        job_id: Option<String>,
+        ttl_seconds: Option<u64>,
+    }
+    if body.len() > MAX_PRODUCER_BODY {
+        return Err(HttpError::new(
+            413,
+            "payload_too_large",
+            "body is over the 1 MiB limit",
+        ));
+    }
+    let raw: Raw = serde_json::from_slice(body).map_err(|e| {
+        HttpError::bad_request(
+            "invalid_body",
+            format!("expected {{pipeline, totalCount?, jobId?, ttlSeconds?}}: {e}"),
+        )
+    })?;
+    let pipeline = Pipeline::parse(&raw.pipeline).ok_or_else(|| {
+        HttpError::bad_request(
+            "unknown_pipeline",
+            "pipeline must be one of batch_enrichment, csv_import, ai_scan",
+        )
+    })?;
+    if let Some(id) = &raw.job_id {
+        if !is_valid_job_id(id) {
+            return Err(HttpError::bad_request(
+                "invalid_job_id",
+                "jobId must be 1 to 64 characters of A-Z, a-z, 0-9, '-' or '_'",
+            ));
+        }
+    }
+    let ttl = raw.ttl_seconds.unwrap_or(DEFAULT_TTL_SECS);
+    if !(60..=86_400).contains(&ttl) {
+        return Err(HttpError::bad_request(
+            "invalid_ttl",
+            "ttlSeconds must be between 60 and 86400",
+        ));
+    }
+    Ok(CreateJob {
+        job_id: raw.job_id,
+        pipeline,
+        total_count: raw.total_count,
+        ttl: Millis::from_secs(ttl),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> JobHeader {
+        JobHeader {
+            job_id: "j1".into(),
+            pipeline: Pipeline::CsvImport,
+        }
+    }
+
+    #[test]
+    fn seed_bad_frames_close_with_1002() {
+        for bad in [
+            r#"{"invalid": "json""#,
+            "null",
+            r#""not an object""#,
+            "{}",
+            r#"{"type": 123}"#,
+        ] {
+            let e = parse_client_frame(Incoming::Text(bad)).unwrap_err();
+            assert_eq!(
+                crate::error::GatewayError::from(e).close_code().as_u16(),
+                1002,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn oversized_and_binary_frames() {
+        let big = format!(
+            r#"{{"type":"ping","x":"{}"}}"#,
+            "a".repeat(MAX_CLIENT_FRAME)
+        );
+        assert!(matches!(
+            parse_client_frame(Incoming::Text(&big)),
+            Err(FrameError::TooBig { .. })
+        ));
+        assert_eq!(
+            parse_client_frame(Incoming::Binary(3)),
+            Err(FrameError::Binary)
+        );
+    }
+
+    #[test]
+    fn known_and_unknown_types() {
+        assert_eq!(
+            parse_client_frame(Incoming::Text(r#"{ "type": "ping" }"#)),
+            Ok(ClientMessage::Ping)
+        );
+        assert_eq!(
+            parse_client_frame(Incoming::Text(r#"{"type":"cancel"}"#)),
+            Ok(ClientMessage::Cancel)
+        );
+        assert_eq!(
+            parse_client_frame(Incoming::Text(r#"{"type":"subscribe"}"#)),
+            Ok(ClientMessage::Unknown {
+                type_name: "subscribe".into()
+            })
+        );
+        assert_eq!(
+            parse_client_frame(Incoming::Text(r#"{"type":"ping","timestamp":"x"}"#)),
+            Err(FrameError::WrongFieldType { field: "timestamp" })
+        );
+    }
+
+    #[test]
+    fn envelope_has_spec_fields() {
+        let text = encode(
+            &job(),
+            Millis(1_763_000_000_000),
+            Some(Seq(17)),
+            &ServerMessage::JobProgress {
+                processed_count: 5,
+                total_count: Some(10),
+                current_item: None,
+                message: None,
+            },
+        );
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["type"], "job_progress");
+        assert_eq!(v["jobId"], "j1");
+        assert_eq!(v["pipeline"], "csv_import");
+        assert_eq!(v["version"], "1.0.0");
+        assert_eq!(v["seq"], 17);
+        assert_eq!(v["timestamp"], 1_763_000_000_000_u64);
+        assert_eq!(v["payload"]["progress"], 0.5);
+        let back = decode(&text).unwrap();
+        assert_eq!(back.seq, Some(Seq(17)));
+    }
+
+    #[test]
+    fn pong_has_no_seq() {
+        let text = encode(&job(), Millis(1), None, &ServerMessage::Pong);
+        assert!(!text.contains("seq"));
+        assert_eq!(decode(LITERAL_PONG).unwrap().message, ServerMessage::Pong);
+    }
+
+    #[test]
+    fn producer_events() {
+        let ev = parse_producer_body(br#"[{"type":"started","totalCount":50},{"type":"progress","processedCount":3,"eventId":"e1"}]"#).unwrap();
+        assert_eq!(ev.len(), 2);
+        assert_eq!(ev[1].event_id.as_deref(), Some("e1"));
+        assert_eq!(
+            parse_producer_body(br#"{"type":"progress"}"#)
+                .unwrap_err()
+                .status,
+            422
+        );
+        assert_eq!(
+            parse_producer_body(br#"{"type":"nope"}"#)
+                .unwrap_err()
+                .status,
+            422
+        );
+        assert_eq!(parse_producer_body(b"[]").unwrap_err().status, 422);
+        let big = vec![b' '; MAX_PRODUCER_BODY + 1];
+        assert_eq!(parse_producer_body(&big).unwrap_err().status, 413);
+        let s = parse_producer_body(br#"{"type":"complete","summary":{"books":3}}"#).unwrap();
+        assert_eq!(
+            s[0].kind,
+            EventKind::Complete {
+                summary: r#"{"books":3}"#.into()
+            }
+        );
+    }
+
+    #[test]
+    fn create_job_validation() {
+        assert_eq!(
+            parse_create_job(br#"{"pipeline":"csv_import"}"#)
+                .unwrap()
+                .ttl,
+            Millis::from_secs(7200)
+        );
+        assert_eq!(
+            parse_create_job(br#"{"pipeline":"x"}"#).unwrap_err().code,
+            "unknown_pipeline"
+        );
+        assert_eq!(
+            parse_create_job(br#"{"pipeline":"ai_scan","ttlSeconds":5}"#)
+                .unwrap_err()
+                .code,
+            "invalid_ttl"
+        );
+        assert_eq!(
+            parse_create_job(br#"{"pipeline":"ai_scan","jobId":"a/b"}"#)
+                .unwrap_err()
+                .code,
+            "invalid_job_id"
+        );
+    }
+
+    #[test]
+    fn outgoing_limits() {
+        assert_eq!(check_outgoing(10), OutgoingSize::Ok);
+        assert_eq!(check_outgoing(WARN_OUTGOING + 1), OutgoingSize::Large);
+        assert_eq!(check_outgoing(MAX_OUTGOING + 1), OutgoingSize::TooBig);
+    }
+}

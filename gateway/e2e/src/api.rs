@@ -1,0 +1,505 @@
+//! A producer's and an app's view of the gateway: plain HTTP calls and a
+//! WebSocket subscriber, with timeouts so that a silent gateway fails a test
+//! instead of hanging it.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for one frame or one close.
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One HTTP answer, body parsed as JSON when it is JSON.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Response headers (names lower-case).
+    pub headers: Vec<(String, String)>,
+    /// The body as text.
+    pub text: String,
+    /// The body as JSON, `Value::Null` when it is not JSON.
+    pub json: Value,
+}
+
+impl Reply {
+    /// The first header of that (lower-case) name.
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `error.code` of a SPEC error body.
+    #[must_use]
+    pub fn error_code(&self) -> Option<&str> {
+        self.json.pointer("/error/code").and_then(Value::as_str)
+    }
+
+    /// Asserts the SPEC error shape: the status, a JSON content type, and
+    /// `{"error":{"code":…,"message":…}}` with a snake_case code.
+    ///
+    /// # Panics
+    /// When any of that does not hold.
+    pub fn assert_error(&self, status: u16) -> &str {
+        assert_eq!(self.status, status, "status; body: {}", self.text);
+        let content_type = self.header("content-type").unwrap_or_default();
+        assert!(
+            content_type.starts_with("application/json"),
+            "error content type {content_type:?}; body: {}",
+            self.text
+        );
+        let code = self
+            .error_code()
+            .unwrap_or_else(|| panic!("no error.code in {}", self.text));
+        assert!(
+            !code.is_empty()
+                && code
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit()),
+            "error.code {code:?} is not snake_case"
+        );
+        assert!(
+            self.json
+                .pointer("/error/message")
+                .and_then(Value::as_str)
+                .is_some(),
+            "no error.message in {}",
+            self.text
+        );
+        code
+    }
+}
+
+/// A created job, as the producer's 202 describes it.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// `jobId`
+    pub id: String,
+    /// `token`
+    pub token: String,
+    /// The whole 202 body.
+    pub body: Value,
+}
+
+/// Producer and subscriber calls against one gateway.
+#[derive(Debug, Clone)]
+pub struct Api {
+    http: reqwest::Client,
+    base: String,
+    ws_base: String,
+    secret: String,
+}
+
+impl Api {
+    /// A client for the gateway at `base` (`http://…`) and `ws_base` (`ws://…`).
+    ///
+    /// # Panics
+    /// When the HTTP client cannot be built.
+    #[must_use]
+    pub fn new(base: String, ws_base: String, secret: String) -> Self {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        Self {
+            http,
+            base,
+            ws_base,
+            secret,
+        }
+    }
+
+    /// The producer secret.
+    #[must_use]
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+
+    /// The gateway's base URL.
+    #[must_use]
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Any request: method, path (with query), extra headers, optional body.
+    ///
+    /// # Panics
+    /// When the gateway does not answer.
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<String>,
+    ) -> Reply {
+        let method =
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        let text = response.text().await.unwrap_or_default();
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            text,
+            json,
+        }
+    }
+
+    /// A producer call: `Authorization: Bearer <PRODUCER_SECRET>`.
+    pub async fn producer(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let auth = format!("Bearer {}", self.secret);
+        self.raw(
+            method,
+            path,
+            &[("authorization", &auth)],
+            body.map(|b| b.to_string()),
+        )
+        .await
+    }
+
+    /// `POST /api/jobs` with the given body.
+    pub async fn create_job_raw(&self, body: Value) -> Reply {
+        self.producer("POST", "/api/jobs", Some(body)).await
+    }
+
+    /// Creates a job for `pipeline` and asserts the 202.
+    ///
+    /// # Panics
+    /// When the gateway does not answer 202 with `jobId` and `token`.
+    pub async fn create_job(&self, body: Value) -> Job {
+        let reply = self.create_job_raw(body).await;
+        assert_eq!(reply.status, 202, "create job: {}", reply.text);
+        let id = reply.json["jobId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no jobId: {}", reply.text));
+        let token = reply.json["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token: {}", reply.text));
+        Job {
+            id: id.to_owned(),
+            token: token.to_owned(),
+            body: reply.json.clone(),
+        }
+    }
+
+    /// `POST /api/jobs/{job}/events` with one event or an array.
+    pub async fn post_events(&self, job: &str, events: Value) -> Reply {
+        self.producer("POST", &format!("/api/jobs/{job}/events"), Some(events))
+            .await
+    }
+
+    /// Posts events and returns the `seq` of the 202.
+    ///
+    /// # Panics
+    /// When the answer is not `202 {seq}`.
+    pub async fn post_ok(&self, job: &str, events: Value) -> u64 {
+        let reply = self.post_events(job, events).await;
+        assert_eq!(reply.status, 202, "post events: {}", reply.text);
+        reply.json["seq"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no seq: {}", reply.text))
+    }
+
+    /// `GET /api/jobs/{job}` (producer).
+    pub async fn job_state_producer(&self, job: &str) -> Reply {
+        self.producer("GET", &format!("/api/jobs/{job}"), None)
+            .await
+    }
+
+    /// `GET /api/job-state/{job}` with the subscriber's token.
+    pub async fn job_state(&self, job: &str, token: &str) -> Reply {
+        let auth = format!("Bearer {token}");
+        self.raw(
+            "GET",
+            &format!("/api/job-state/{job}"),
+            &[("authorization", &auth)],
+            None,
+        )
+        .await
+    }
+
+    /// `POST /api/jobs/{job}/cancel` with the subscriber's token.
+    pub async fn cancel(&self, job: &str, token: &str) -> Reply {
+        let auth = format!("Bearer {token}");
+        self.raw(
+            "POST",
+            &format!("/api/jobs/{job}/cancel"),
+            &[("authorization", &auth)],
+            None,
+        )
+        .await
+    }
+
+    /// `POST /api/jobs/{job}/revoke` (producer).
+    pub async fn revoke(&self, job: &str) -> Reply {
+        self.producer("POST", &format!("/api/jobs/{job}/revoke"), None)
+            .await
+    }
+
+    /// The upgrade URL for a query string (without the leading `?`).
+    #[must_use]
+    pub fn ws_url(&self, query: &str) -> String {
+        format!("{}/ws/progress?{query}", self.ws_base)
+    }
+
+    /// Opens a subscriber socket with the given query string.
+    ///
+    /// # Errors
+    /// The HTTP refusal (status, headers, body) when the upgrade is refused.
+    ///
+    /// # Panics
+    /// On a transport failure other than an HTTP refusal.
+    pub async fn subscribe_query(&self, query: &str) -> Result<Sub, SubscribeError> {
+        self.connect_ws(&format!("/ws/progress?{query}")).await
+    }
+
+    /// Opens a WebSocket to any path (with query).
+    ///
+    /// # Errors
+    /// The HTTP refusal when the upgrade is refused.
+    ///
+    /// # Panics
+    /// On a transport failure other than an HTTP refusal.
+    pub async fn connect_ws(&self, path: &str) -> Result<Sub, SubscribeError> {
+        let request = format!("{}{path}", self.ws_base)
+            .into_client_request()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let connect = tokio_tungstenite::connect_async(request);
+        match tokio::time::timeout(FRAME_TIMEOUT, connect).await {
+            Err(_) => panic!("upgrade did not complete within {FRAME_TIMEOUT:?}"),
+            Ok(Ok((ws, _))) => Ok(Sub { ws, closed: None }),
+            Ok(Err(tungstenite::Error::Http(response))) => {
+                let status = response.status().as_u16();
+                let headers = response
+                    .headers()
+                    .iter()
+                    .map(|(n, v)| {
+                        (
+                            n.as_str().to_owned(),
+                            v.to_str().unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect();
+                let text = response
+                    .body()
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default();
+                let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+                Err(SubscribeError(Reply {
+                    status,
+                    headers,
+                    text,
+                    json,
+                }))
+            }
+            Ok(Err(e)) => panic!("upgrade failed: {e}"),
+        }
+    }
+
+    /// Subscribes with `jobId` and `token`, plus optional `clientId` and `lastSeq`.
+    ///
+    /// # Errors
+    /// The HTTP refusal when the upgrade is refused.
+    pub async fn try_subscribe(
+        &self,
+        job: &str,
+        token: &str,
+        client_id: Option<&str>,
+        last_seq: Option<u64>,
+    ) -> Result<Sub, SubscribeError> {
+        let mut query = format!("jobId={job}&token={token}");
+        if let Some(client) = client_id {
+            query.push_str(&format!("&clientId={client}"));
+        }
+        if let Some(seq) = last_seq {
+            query.push_str(&format!("&lastSeq={seq}"));
+        }
+        self.subscribe_query(&query).await
+    }
+
+    /// Subscribes and asserts that the upgrade succeeds.
+    ///
+    /// # Panics
+    /// When the upgrade is refused.
+    pub async fn subscribe(&self, job: &str, token: &str) -> Sub {
+        self.try_subscribe(job, token, None, None)
+            .await
+            .unwrap_or_else(|e| panic!("upgrade refused: {} {}", e.0.status, e.0.text))
+    }
+}
+
+/// An upgrade refused with plain HTTP.
+#[derive(Debug)]
+pub struct SubscribeError(pub Reply);
+
+/// What a subscriber saw next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WsEvent {
+    /// A text frame (raw).
+    Text(String),
+    /// A binary frame.
+    Binary(Vec<u8>),
+    /// The server's close frame: code and reason.
+    Close(u16, String),
+    /// The connection ended without a close frame.
+    Dropped,
+    /// Nothing arrived within the timeout.
+    Timeout,
+}
+
+/// A connected subscriber socket.
+#[derive(Debug)]
+pub struct Sub {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    closed: Option<(u16, String)>,
+}
+
+impl Sub {
+    /// The next frame (pings and pongs of the WebSocket layer are skipped).
+    pub async fn next_event(&mut self, timeout: Duration) -> WsEvent {
+        if let Some((code, reason)) = &self.closed {
+            return WsEvent::Close(*code, reason.clone());
+        }
+        loop {
+            let Ok(next) = tokio::time::timeout(timeout, self.ws.next()).await else {
+                return WsEvent::Timeout;
+            };
+            return match next {
+                None | Some(Err(_)) => WsEvent::Dropped,
+                Some(Ok(Message::Text(text))) => WsEvent::Text(text.as_str().to_owned()),
+                Some(Ok(Message::Binary(bytes))) => WsEvent::Binary(bytes.to_vec()),
+                Some(Ok(Message::Close(frame))) => {
+                    let (code, reason) = frame.map_or((1005, String::new()), |f| {
+                        (u16::from(f.code), f.reason.as_str().to_owned())
+                    });
+                    self.closed = Some((code, reason.clone()));
+                    WsEvent::Close(code, reason)
+                }
+                Some(Ok(_)) => continue,
+            };
+        }
+    }
+
+    /// The next frame, which must be a JSON text frame.
+    ///
+    /// # Panics
+    /// On anything else within [`FRAME_TIMEOUT`].
+    pub async fn next_json(&mut self) -> Value {
+        match self.next_event(FRAME_TIMEOUT).await {
+            WsEvent::Text(text) => serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("frame is not JSON ({e}): {text}")),
+            other => panic!("expected a JSON frame, got {other:?}"),
+        }
+    }
+
+    /// The next frame, which must be a JSON envelope of `type`.
+    ///
+    /// # Panics
+    /// On anything else.
+    pub async fn expect_type(&mut self, kind: &str) -> Value {
+        let frame = self.next_json().await;
+        assert_eq!(frame["type"], kind, "frame: {frame}");
+        frame
+    }
+
+    /// The next frame, which must be the server's close; returns its code.
+    ///
+    /// # Panics
+    /// On anything else within [`FRAME_TIMEOUT`].
+    pub async fn expect_close(&mut self) -> (u16, String) {
+        match self.next_event(FRAME_TIMEOUT).await {
+            WsEvent::Close(code, reason) => (code, reason),
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+
+    /// Asserts that nothing arrives within `quiet`.
+    ///
+    /// # Panics
+    /// When a frame or a close arrives.
+    pub async fn expect_silence(&mut self, quiet: Duration) {
+        let event = self.next_event(quiet).await;
+        assert_eq!(event, WsEvent::Timeout, "expected silence");
+    }
+
+    /// Sends a text frame.
+    ///
+    /// # Panics
+    /// When the socket is gone.
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws
+            .send(Message::text(text.to_owned()))
+            .await
+            .unwrap_or_else(|e| panic!("send: {e}"));
+    }
+
+    /// Sends a binary frame.
+    ///
+    /// # Panics
+    /// When the socket is gone.
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) {
+        self.ws
+            .send(Message::binary(bytes))
+            .await
+            .unwrap_or_else(|e| panic!("send: {e}"));
+    }
+
+    /// Closes from the client side with `code` and waits briefly for the echo.
+    pub async fn close(mut self, code: u16) {
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: "client".into(),
+        };
+        let _ = self.ws.send(Message::Close(Some(frame))).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(Ok(_)) = self.ws.next().await {}
+        })
+        .await;
+    }
+
+    /// Drops the TCP connection without a close frame (a lost network).
+    pub fn drop_connection(self) {
+        drop(self);
+    }
+}
+
+/// A progress event body.
+#[must_use]
+pub fn progress(processed: u64, total: u64) -> Value {
+    json!({"type": "progress", "processedCount": processed, "totalCount": total})
+}

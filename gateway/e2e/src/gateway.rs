@@ -1,0 +1,356 @@
+//! The `Gateway` fixture: one `wrangler dev --local` (and its workerd) on a
+//! free loopback port with its own persistence directory, stoppable and
+//! restartable on the same directory.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+/// How long wrangler may take to answer `GET /healthz` after it is started.
+const START_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long the process group gets to exit after SIGTERM before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Runs the command given as arguments in the background and waits on its
+/// own stdin, a pipe whose other end only the test process holds. When that
+/// end closes (the fixture stops it, or the test process died in any way),
+/// the whole process group (this shell, wrangler and its workerd) is killed.
+const WATCHDOG: &str = r#"
+"$@" </dev/null &
+read -r _ || true
+trap '' TERM
+kill -TERM 0 2>/dev/null
+sleep 5
+kill -KILL 0 2>/dev/null
+"#;
+
+/// The repository root (two levels above this crate).
+#[must_use]
+pub fn repo_root() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    here.canonicalize().unwrap_or(here)
+}
+
+/// Builds the Worker with `scripts/build-worker.sh`, once per test binary.
+/// `E2E_SKIP_BUILD=1` uses an existing `build/` instead (it must exist).
+///
+/// # Panics
+/// When the build fails, with its output.
+pub fn ensure_built() {
+    static BUILD: OnceLock<Result<(), String>> = OnceLock::new();
+    let outcome = BUILD.get_or_init(|| {
+        let root = repo_root();
+        let entry = root.join("build/index.js");
+        if std::env::var_os("E2E_SKIP_BUILD").is_some_and(|v| v != "0") {
+            return if entry.exists() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "E2E_SKIP_BUILD is set but {} does not exist",
+                    entry.display()
+                ))
+            };
+        }
+        let started = Instant::now();
+        let output = Command::new(root.join("scripts/build-worker.sh"))
+            .current_dir(&root)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run scripts/build-worker.sh: {e}"))?;
+        if output.status.success() {
+            eprintln!(
+                "[e2e] worker built in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        } else {
+            Err(format!(
+                "scripts/build-worker.sh failed ({}):\n{}\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
+    });
+    if let Err(e) = outcome {
+        panic!("{e}");
+    }
+}
+
+/// One running (or stopped) local gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    root: PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+    secret: String,
+    starts: u32,
+    running: Option<Running>,
+}
+
+#[derive(Debug)]
+struct Running {
+    child: Child,
+    /// The watchdog's stdin; dropping it tells the watchdog to kill the group.
+    lifeline: Option<ChildStdin>,
+    group: Pid,
+    log: PathBuf,
+}
+
+impl Gateway {
+    /// Builds the Worker (once per binary) and starts a gateway on a free
+    /// port with a fresh persistence directory.
+    ///
+    /// # Panics
+    /// When the build fails or the gateway does not become healthy in time
+    /// (wrangler's log is part of the message).
+    #[must_use]
+    pub fn start() -> Self {
+        ensure_built();
+        let dir = tempfile::Builder::new()
+            .prefix("gateway-e2e-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"));
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let secret = format!("e2e-producer-secret-{}-{nanos}", std::process::id());
+        let mut gateway = Self {
+            root: repo_root(),
+            dir,
+            port: free_port(),
+            secret,
+            starts: 0,
+            running: None,
+        };
+        gateway.write_config();
+        gateway.spawn();
+        gateway
+    }
+
+    /// `http://127.0.0.1:PORT`
+    #[must_use]
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `ws://127.0.0.1:PORT`
+    #[must_use]
+    pub fn ws_base(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
+    }
+
+    /// The producer secret this gateway was started with.
+    #[must_use]
+    pub fn producer_secret(&self) -> &str {
+        &self.secret
+    }
+
+    /// A client for this gateway's HTTP and WebSocket routes.
+    #[must_use]
+    pub fn api(&self) -> crate::Api {
+        crate::Api::new(self.base_url(), self.ws_base(), self.secret.clone())
+    }
+
+    /// Everything wrangler and workerd printed since the last start.
+    #[must_use]
+    pub fn log(&self) -> String {
+        self.running
+            .as_ref()
+            .map(|r| fs::read_to_string(&r.log).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    /// Stops wrangler and workerd (the whole process group), waiting until
+    /// every process of the group is gone. Storage stays on disk.
+    pub fn stop(&mut self) {
+        let Some(mut running) = self.running.take() else {
+            return;
+        };
+        drop(running.lifeline.take());
+        let _ = killpg(running.group, Signal::SIGTERM);
+        let deadline = Instant::now() + STOP_GRACE;
+        let mut killed = false;
+        loop {
+            let _ = running.child.try_wait();
+            if killpg(running.group, None).is_err() {
+                break;
+            }
+            if Instant::now() > deadline {
+                if killed {
+                    // The group still exists after SIGKILL: give up waiting.
+                    break;
+                }
+                let _ = killpg(running.group, Signal::SIGKILL);
+                killed = true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = running.child.wait();
+    }
+
+    /// Stops the gateway and starts it again on the same port and the same
+    /// persistence directory (a redeploy or a crash of the whole runtime).
+    ///
+    /// # Panics
+    /// When it does not become healthy again.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// Whether the gateway's processes are running.
+    #[must_use]
+    pub fn is_running(&self) -> bool {
+        self.running.is_some()
+    }
+
+    fn write_config(&self) {
+        let source = self.root.join("wrangler.toml");
+        let text = fs::read_to_string(&source)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", source.display()));
+        let mut config: toml::Table = toml::from_str(&text)
+            .unwrap_or_else(|e| panic!("{} is not TOML: {e}", source.display()));
+        // The fixture builds once itself; wrangler must not rebuild or watch.
+        config.remove("build");
+        let main = config
+            .get("main")
+            .and_then(toml::Value::as_str)
+            .unwrap_or("build/index.js")
+            .to_owned();
+        config.insert(
+            "main".into(),
+            toml::Value::String(self.root.join(main).display().to_string()),
+        );
+        let rendered = toml::to_string(&config).unwrap_or_else(|e| panic!("{e}"));
+        fs::write(self.dir.path().join("wrangler.toml"), rendered)
+            .unwrap_or_else(|e| panic!("cannot write the test config: {e}"));
+        // wrangler reads secrets for `dev` from .dev.vars beside the config.
+        fs::write(
+            self.dir.path().join(".dev.vars"),
+            format!("PRODUCER_SECRET={}\n", self.secret),
+        )
+        .unwrap_or_else(|e| panic!("cannot write .dev.vars: {e}"));
+        fs::create_dir_all(self.dir.path().join("state"))
+            .unwrap_or_else(|e| panic!("cannot create the persistence dir: {e}"));
+    }
+
+    fn spawn(&mut self) {
+        self.starts += 1;
+        let dir = self.dir.path();
+        let log = dir.join(format!("wrangler-{}.log", self.starts));
+        let out = File::create(&log).unwrap_or_else(|e| panic!("cannot create the log: {e}"));
+        let err = out.try_clone().unwrap_or_else(|e| panic!("{e}"));
+        let wrangler = self.root.join("node_modules/.bin/wrangler");
+        assert!(
+            wrangler.exists(),
+            "{} missing: run scripts/setup.sh first",
+            wrangler.display()
+        );
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(WATCHDOG)
+            .arg("e2e-wrangler")
+            .arg(&wrangler)
+            .arg("dev")
+            .arg("--local")
+            .args(["--config", "wrangler.toml"])
+            .args(["--ip", "127.0.0.1"])
+            .args(["--port", &self.port.to_string()])
+            .args(["--inspector-port", &free_port().to_string()])
+            .arg("--persist-to")
+            .arg(dir.join("state"))
+            .args(["--show-interactive-dev-session", "false"])
+            .current_dir(dir)
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+            .env("WRANGLER_LOG_PATH", dir.join("wrangler-debug-logs"))
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::piped())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start wrangler: {e}"));
+        let lifeline = child.stdin.take();
+        let group = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+        self.running = Some(Running {
+            child,
+            lifeline,
+            group,
+            log,
+        });
+        self.wait_healthy();
+    }
+
+    fn wait_healthy(&mut self) {
+        let started = Instant::now();
+        loop {
+            if healthz(self.port) {
+                eprintln!(
+                    "[e2e] gateway on port {} healthy after {:.1} s (start #{})",
+                    self.port,
+                    started.elapsed().as_secs_f64(),
+                    self.starts
+                );
+                return;
+            }
+            let exited = self
+                .running
+                .as_mut()
+                .and_then(|r| r.child.try_wait().ok().flatten());
+            if exited.is_some() || started.elapsed() > START_TIMEOUT {
+                let log = self.log();
+                self.stop();
+                panic!(
+                    "gateway did not answer GET /healthz within {START_TIMEOUT:?} (exit: {exited:?}); wrangler log:\n{log}"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Some(running) = &self.running {
+                let log = fs::read_to_string(&running.log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(60).collect();
+                eprintln!("[e2e] wrangler log (last 60 lines):");
+                for line in tail.iter().rev() {
+                    eprintln!("  {line}");
+                }
+            }
+        }
+        self.stop();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+fn healthz(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let request = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0_u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+}
