@@ -387,7 +387,7 @@ impl Client {
                 self.synced(now, attempt, tries, status, body.as_deref(), out);
             }
             (Input::Cancel, State::Active) => {
-                out.push(Effect::Send(r#"{"type":"cancel"}"#.to_owned()))
+                out.push(Effect::Send(r#"{"type":"cancel"}"#.to_owned()));
             }
             (Input::Stop, _) => {
                 if matches!(
@@ -430,7 +430,7 @@ impl Client {
                 self.backoff(now, attempt.saturating_add(1), self.retry_after);
             }
             s if (400..500).contains(&s) => {
-                self.finish(State::Failed(FailReason::BadRequest(s)), out)
+                self.finish(State::Failed(FailReason::BadRequest(s)), out);
             }
             _ => self.backoff(now, attempt.saturating_add(1), Millis::ZERO),
         }
@@ -544,7 +544,7 @@ impl Client {
             401 => self.finish(State::Failed(FailReason::Unauthorized), out),
             404 => self.finish(State::Failed(FailReason::NotFound), out),
             s if (400..500).contains(&s) => {
-                self.finish(State::Failed(FailReason::BadRequest(s)), out)
+                self.finish(State::Failed(FailReason::BadRequest(s)), out);
             }
             _ if tries < self.config.sync_tries => {
                 let wait = Millis(

@@ -790,7 +790,7 @@ impl Room {
                 self.close(socket, e.close_code(), &e.close_reason(), out);
             }
             Ok(ClientMessage::Ping) => {
-                self.send(now, &header, socket, None, &ServerMessage::Pong, out)
+                self.send(now, &header, socket, None, &ServerMessage::Pong, out);
             }
             Ok(ClientMessage::Cancel) => self.cancel(now, out),
             Ok(ClientMessage::Unknown { type_name }) => {
@@ -1064,7 +1064,7 @@ impl Room {
                 let running = !job.phase.status().is_terminal();
                 match job.tokens.refresh_due_at() {
                     Some(at) if live && running => {
-                        self.timers.set(Timer::TokenRefresh, at.max(now))
+                        self.timers.set(Timer::TokenRefresh, at.max(now));
                     }
                     _ => self.timers.clear(Timer::TokenRefresh),
                 }

@@ -1,0 +1,851 @@
+//! Scenario tests: one room, several clients and the network, on virtual time.
+//! One test (at least) per close code of SPEC §4 and per invariant of SPEC §7,
+//! including the races. Every step of every scenario is also checked against
+//! all invariants by the harness (`Sim::violations`).
+
+use gateway_core::client::{FailReason, JobEnd, State};
+use gateway_core::invariants::Invariant;
+use gateway_core::protocol::{JobStatus, Seq, ServerMessage};
+use gateway_core::room::{
+    Effect, Input, PersistPolicy, RoomConfig, SocketId, SupersedePolicy, WireFrame,
+};
+use gateway_core::sim::{Packet, Sim};
+use gateway_core::token::Token;
+use gateway_core::{CloseCode, Millis};
+
+const T0: Millis = Millis(1_763_000_000_000);
+
+fn sim() -> Sim {
+    sim_with(RoomConfig::default())
+}
+
+fn sim_with(cfg: RoomConfig) -> Sim {
+    let mut s = Sim::new(cfg, T0, 7);
+    assert_eq!(s.create_default_job(Some(10)).status, 202);
+    s
+}
+
+fn progress(n: u64) -> String {
+    format!(
+        r#"{{"type":"progress","processedCount":{n},"totalCount":10,"currentItem":"book {n}"}}"#
+    )
+}
+
+fn clean(s: &Sim) {
+    assert!(
+        s.violations.is_empty(),
+        "invariants broken: {:#?}",
+        s.violations
+    );
+}
+
+/// Frames and close code of one socket.
+fn socket_frames(s: &Sim, socket: u64) -> (Vec<(Option<u64>, &'static str)>, Option<u16>) {
+    let log = &s.logs[&SocketId(socket)];
+    let frames = log
+        .frames
+        .iter()
+        .map(|f| (f.seq.map(|q| q.0), f.message.type_name()))
+        .collect();
+    (frames, log.close.map(CloseCode::as_u16))
+}
+
+fn connected(client_id: Option<&str>) -> (Sim, usize) {
+    let mut s = sim();
+    let c = s.add_client(client_id);
+    s.start(c);
+    s.settle();
+    assert_eq!(s.clients[c].machine.state(), &State::Active);
+    (s, c)
+}
+
+// --- §4 close codes -------------------------------------------------------
+
+#[test]
+fn close_1000_after_job_complete_to_every_subscriber() {
+    let mut s = sim();
+    let a = s.add_client(Some("phone"));
+    let b = s.add_client(Some("web"));
+    s.start(a);
+    s.start(b);
+    s.settle();
+    assert_eq!(
+        s.producer(r#"{"type":"started","totalCount":10}"#).status,
+        202
+    );
+    for n in 1..=3 {
+        s.producer(&progress(n));
+    }
+    let r = s.producer(r#"{"type":"complete","summary":{"books":3}}"#);
+    assert_eq!(r.body, r#"{"seq":5}"#);
+    s.settle();
+    for (client, socket) in [(a, 0), (b, 1)] {
+        let (frames, close) = socket_frames(&s, socket);
+        assert_eq!(
+            frames,
+            vec![
+                (Some(0), "snapshot"),
+                (Some(1), "job_started"),
+                (Some(2), "job_progress"),
+                (Some(3), "job_progress"),
+                (Some(4), "job_progress"),
+                (Some(5), "job_complete"),
+            ]
+        );
+        assert_eq!(close, Some(1000));
+        assert_eq!(
+            s.clients[client].machine.state(),
+            &State::Completed(JobEnd::Succeeded {
+                summary: Some(r#"{"books":3}"#.into())
+            })
+        );
+        assert_eq!(s.clients[client].machine.view().processed_count, 3);
+    }
+    clean(&s);
+}
+
+#[test]
+fn close_1001_on_cancel_from_a_socket_and_the_producer_is_frozen_out() {
+    let (mut s, c) = connected(None);
+    s.producer(&progress(1));
+    s.client_input(c, gateway_core::client::Input::Cancel);
+    s.settle();
+    assert_eq!(socket_frames(&s, 0).1, Some(1001));
+    assert_eq!(
+        s.clients[c].machine.state(),
+        &State::Completed(JobEnd::Canceled)
+    );
+    assert_eq!(s.producer(&progress(2)).status, 409);
+    // A late subscriber sees the canceled snapshot, then 1001.
+    let late = s.add_client(None);
+    s.start(late);
+    s.settle();
+    let (frames, close) = socket_frames(&s, 1);
+    assert_eq!(frames, vec![(Some(1), "snapshot")]);
+    assert_eq!(close, Some(1001));
+    clean(&s);
+}
+
+#[test]
+fn close_1001_on_cancel_over_http_needs_a_valid_token() {
+    let (mut s, c) = connected(None);
+    assert_eq!(
+        s.room_request(Input::Cancel {
+            token: "wrong".into()
+        })
+        .status,
+        401
+    );
+    let token = s.token.clone().unwrap().0.expose().to_owned();
+    assert_eq!(
+        s.room_request(Input::Cancel {
+            token: token.clone()
+        })
+        .status,
+        202
+    );
+    assert_eq!(s.room_request(Input::Cancel { token }).status, 409);
+    s.settle();
+    assert_eq!(
+        s.clients[c].machine.state(),
+        &State::Completed(JobEnd::Canceled)
+    );
+    clean(&s);
+}
+
+#[test]
+fn close_1002_for_each_protocol_error_of_the_seed() {
+    for bad in [
+        r#"{"invalid": "json""#,
+        "null",
+        r#""not an object""#,
+        "{}",
+        r#"{"type": 123}"#,
+    ] {
+        let (mut s, c) = connected(None);
+        s.net.push_back(Packet::Up {
+            socket: SocketId(0),
+            text: bad.into(),
+        });
+        s.settle();
+        assert_eq!(socket_frames(&s, 0).1, Some(1002), "{bad}");
+        assert_eq!(
+            s.clients[c].machine.state(),
+            &State::Failed(FailReason::Refused(CloseCode::Protocol))
+        );
+        clean(&s);
+    }
+}
+
+#[test]
+fn close_1003_for_a_binary_frame() {
+    let (mut s, _) = connected(None);
+    let fx = s.room.handle(
+        s.now,
+        Input::Frame {
+            socket: SocketId(0),
+            frame: WireFrame::Binary(4),
+        },
+    );
+    assert!(fx.iter().any(|e| matches!(
+        e,
+        Effect::Close {
+            code: CloseCode::Unsupported,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn close_1008_on_revoke_and_the_token_stops_working() {
+    let (mut s, c) = connected(Some("phone"));
+    assert_eq!(s.room_request(Input::Revoke).status, 202);
+    s.settle();
+    assert_eq!(socket_frames(&s, 0).1, Some(1008));
+    assert_eq!(
+        s.clients[c].machine.state(),
+        &State::Failed(FailReason::Revoked)
+    );
+    let again = s.add_client(None);
+    s.start(again);
+    s.settle();
+    assert_eq!(
+        s.clients[again].machine.state(),
+        &State::Failed(FailReason::Unauthorized)
+    );
+    clean(&s);
+}
+
+#[test]
+fn close_1009_for_a_frame_over_64_kib() {
+    let (mut s, c) = connected(None);
+    let big = format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(70_000));
+    s.net.push_back(Packet::Up {
+        socket: SocketId(0),
+        text: big,
+    });
+    s.settle();
+    assert_eq!(socket_frames(&s, 0).1, Some(1009));
+    assert_eq!(
+        s.clients[c].machine.state(),
+        &State::Failed(FailReason::Refused(CloseCode::TooBig))
+    );
+}
+
+#[test]
+fn close_1011_when_sockets_outlive_their_job_record() {
+    let (mut s, _) = connected(None);
+    s.storage = None; // storage lost: the room cannot serve these sockets
+    s.evict();
+    s.settle();
+    assert_eq!(socket_frames(&s, 0).1, Some(1011));
+}
+
+#[test]
+fn close_1012_when_an_abandoned_job_is_cleaned_up_then_404() {
+    let (mut s, c) = connected(None);
+    s.producer(&progress(1));
+    s.advance(Millis::from_hours(25));
+    assert_eq!(socket_frames(&s, 0).1, Some(1012));
+    assert_eq!(
+        s.clients[c].machine.state(),
+        &State::Failed(FailReason::NotFound)
+    );
+    assert!(s.storage.is_none());
+    assert_eq!(s.producer(&progress(2)).status, 404);
+}
+
+#[test]
+fn close_1013_past_20_frames_in_10_s_then_reconnect_after_at_least_5_s() {
+    let (mut s, c) = connected(None);
+    for _ in 0..21 {
+        s.net.push_back(Packet::Up {
+            socket: SocketId(0),
+            text: r#"{ "type": "ping" }"#.into(),
+        });
+    }
+    s.settle();
+    assert_eq!(socket_frames(&s, 0).1, Some(1013));
+    let pongs = socket_frames(&s, 0)
+        .0
+        .iter()
+        .filter(|f| f.1 == "pong")
+        .count();
+    assert_eq!(pongs, 20);
+    match s.clients[c].machine.state() {
+        State::Reconnecting { at, .. } => assert!(at.0 >= s.now.0 + 5000),
+        other => panic!("{other:?}"),
+    }
+    s.advance(Millis::from_secs(40));
+    assert_eq!(s.clients[c].machine.state(), &State::Active);
+    clean(&s);
+}
+
+#[test]
+fn literal_pings_never_reach_the_room_nor_count_for_the_rate_limit() {
+    let (mut s, _) = connected(None);
+    for _ in 0..50 {
+        s.net.push_back(Packet::Up {
+            socket: SocketId(0),
+            text: r#"{"type":"ping"}"#.into(),
+        });
+    }
+    s.settle();
+    let (frames, close) = socket_frames(&s, 0);
+    assert_eq!(close, None);
+    assert_eq!(frames.iter().filter(|f| f.1 == "pong").count(), 50);
+}
+
+#[test]
+fn close_1006_drop_then_resume_with_last_seq_recovered() {
+    let (mut s, c) = connected(Some("phone"));
+    s.producer(r#"{"type":"started"}"#);
+    s.producer(&progress(1));
+    s.settle();
+    s.drop_link(c);
+    s.producer(&progress(2));
+    s.producer(&progress(3));
+    s.advance(Millis::from_secs(3));
+    assert_eq!(s.clients[c].machine.state(), &State::Active);
+    let (frames, _) = socket_frames(&s, 1);
+    assert_eq!(frames.first(), Some(&(Some(4), "reconnected")));
+    let snap = &s.logs[&SocketId(1)].frames[0].message;
+    assert!(
+        matches!(snap, ServerMessage::Snapshot { recovered: true, resumed: true, state } if state.processed_count == 3)
+    );
+    s.producer(&progress(4));
+    s.settle();
+    assert_eq!(
+        socket_frames(&s, 1).0.last(),
+        Some(&(Some(5), "job_progress"))
+    );
+    clean(&s);
+}
+
+#[test]
+fn last_seq_ahead_of_the_room_is_not_recovered() {
+    let mut s = sim();
+    let token = s.token.clone().unwrap().0;
+    let fx = s.room.handle(
+        s.now,
+        Input::Upgrade(gateway_core::room::Upgrade {
+            job_id: "sim-job".into(),
+            token: token.expose().into(),
+            client_id: None,
+            last_seq: Some(Seq(99)),
+        }),
+    );
+    let snap = fx.iter().find_map(|e| match e {
+        Effect::Send { text, .. } => Some(text.clone()),
+        _ => None,
+    });
+    let v: serde_json::Value = serde_json::from_str(&snap.unwrap()).unwrap();
+    assert_eq!(v["type"], "reconnected");
+    assert_eq!(v["payload"]["recovered"], false);
+}
+
+#[test]
+fn close_4000_supersede_never_1000() {
+    let mut s = sim();
+    let old = s.add_client(Some("phone"));
+    s.start(old);
+    s.settle();
+    let new = s.add_client(Some("phone"));
+    s.start(new);
+    s.settle();
+    assert_eq!(socket_frames(&s, 0).1, Some(4000));
+    assert_eq!(
+        s.clients[old].machine.state(),
+        &State::Failed(FailReason::Superseded)
+    );
+    assert_eq!(s.clients[new].machine.state(), &State::Active);
+    assert_eq!(s.room.live_sockets().count(), 1);
+    clean(&s);
+}
+
+#[test]
+fn close_4001_after_error_when_the_job_fails() {
+    let (mut s, c) = connected(None);
+    s.producer(&progress(1));
+    s.producer(r#"{"type":"failed","code":"csv_invalid","message":"row 7 is broken"}"#);
+    s.settle();
+    let (frames, close) = socket_frames(&s, 0);
+    assert_eq!(frames.last(), Some(&(Some(2), "error")));
+    assert_eq!(close, Some(4001));
+    assert_eq!(
+        s.clients[c].machine.state(),
+        &State::Completed(JobEnd::Failed {
+            code: "csv_invalid".into(),
+            message: "row 7 is broken".into()
+        })
+    );
+    clean(&s);
+}
+
+#[test]
+fn close_4002_for_a_zombie_while_a_pinging_client_stays() {
+    let mut s = sim();
+    let alive = s.add_client(Some("alive"));
+    let zombie = s.add_client(Some("zombie"));
+    s.start(alive);
+    s.start(zombie);
+    s.settle();
+    s.half_open(zombie); // its socket lingers in the room, nobody pings on it
+    s.clients[zombie].machine = gateway_core::client::Client::new(
+        gateway_core::client::ClientConfig::new("sim-job"),
+        Token::from_string("x".into()),
+        None,
+        [0; 8],
+    );
+    s.advance(Millis::from_mins(3));
+    assert_eq!(socket_frames(&s, 1).1, Some(4002));
+    assert_eq!(socket_frames(&s, 0).1, None);
+    assert_eq!(s.clients[alive].machine.state(), &State::Active);
+    clean(&s);
+}
+
+#[test]
+fn unknown_type_gets_an_error_and_the_socket_stays_open() {
+    let (mut s, _) = connected(None);
+    s.net.push_back(Packet::Up {
+        socket: SocketId(0),
+        text: r#"{"type":"subscribe"}"#.into(),
+    });
+    s.settle();
+    let log = &s.logs[&SocketId(0)];
+    assert!(log.close.is_none());
+    let last = log.frames.last().unwrap();
+    assert_eq!(last.seq, None);
+    assert!(
+        matches!(&last.message, ServerMessage::Error { code, retryable: false, .. } if code == "unknown_type")
+    );
+    s.producer(&progress(1));
+    s.settle();
+    assert_eq!(
+        socket_frames(&s, 0).0.last(),
+        Some(&(Some(1), "job_progress"))
+    );
+}
+
+#[test]
+fn a_ping_with_extra_fields_reaches_the_room_and_gets_a_pong_envelope() {
+    let (mut s, _) = connected(None);
+    s.net.push_back(Packet::Up {
+        socket: SocketId(0),
+        text: r#"{"type":"ping","timestamp":5}"#.into(),
+    });
+    s.settle();
+    let f = s.logs[&SocketId(0)].frames.last().unwrap();
+    assert_eq!((f.seq, f.message.type_name()), (None, "pong"));
+}
+
+// --- §1 HTTP refusals -------------------------------------------------------
+
+#[test]
+fn upgrade_refusals_404_401_429_with_retry_after() {
+    let mut s = Sim::new(
+        RoomConfig {
+            max_sockets: 2,
+            ..RoomConfig::default()
+        },
+        T0,
+        1,
+    );
+    let up = |token: &str, client_id: Option<&str>| {
+        Input::Upgrade(gateway_core::room::Upgrade {
+            job_id: "sim-job".into(),
+            token: token.into(),
+            client_id: client_id.map(Into::into),
+            last_seq: None,
+        })
+    };
+    assert_eq!(s.room_request(up("t", None)).status, 404);
+    s.create_default_job(None);
+    let token = s.token.clone().unwrap().0.expose().to_owned();
+    assert_eq!(s.room_request(up("wrong", None)).status, 401);
+    let fx = s.room.handle(s.now, up(&token, Some("a")));
+    assert!(fx.iter().any(|e| matches!(e, Effect::Accept { .. })));
+    s.room.handle(s.now, up(&token, Some("b")));
+    let r = s.room_request(up(&token, Some("c")));
+    assert_eq!((r.status, r.retry_after), (429, Some(5)));
+    assert!(r.body.contains("too_many_sockets"));
+    // The same clientId replaces its socket even at the cap.
+    let fx = s.room.handle(s.now, up(&token, Some("a")));
+    assert!(fx.iter().any(|e| matches!(
+        e,
+        Effect::Close {
+            code: CloseCode::Superseded,
+            ..
+        }
+    )));
+    assert!(fx.iter().any(|e| matches!(e, Effect::Accept { .. })));
+}
+
+#[test]
+fn producer_refusals_404_409_413_422_and_create_409() {
+    let mut s = Sim::new(RoomConfig::default(), T0, 1);
+    assert_eq!(s.producer(&progress(1)).status, 404);
+    s.create_default_job(Some(10));
+    assert_eq!(s.create_default_job(Some(10)).status, 409);
+    assert_eq!(s.producer(&progress(5)).status, 202);
+    let r = s.producer(&progress(4));
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("processed_count_decreased"));
+    assert_eq!(s.producer("{not json").status, 422);
+    let big = format!(
+        r#"{{"type":"started","message":"{}"}}"#,
+        "x".repeat(1 << 20)
+    );
+    assert_eq!(s.producer(&big).status, 413);
+    // A batch is all or nothing.
+    let r = s.producer(&format!("[{},{}]", progress(6), progress(2)));
+    assert_eq!(r.status, 422);
+    assert_eq!(s.room.job().unwrap().seq, Seq(1));
+    assert_eq!(s.producer(r#"{"type":"complete"}"#).status, 202);
+    assert_eq!(s.producer(&progress(9)).status, 409);
+}
+
+#[test]
+fn job_state_needs_the_token_and_reports_the_seed_fields() {
+    let mut s = sim();
+    s.producer(&progress(4));
+    assert_eq!(
+        s.room_request(Input::JobState {
+            token: "nope".into()
+        })
+        .status,
+        401
+    );
+    let token = s.token.clone().unwrap().0.expose().to_owned();
+    let r = s.room_request(Input::JobState { token });
+    assert_eq!(r.status, 200);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["status"], "processing");
+    assert_eq!(v["processedCount"], 4);
+    assert_eq!(v["progress"], 0.4);
+    assert_eq!(v["currentProgress"], 0.4);
+    assert_eq!(v["seq"], 1);
+    let r = s.room_request(Input::Inspect);
+    assert!(r.body.contains("\"result\":null"));
+}
+
+#[test]
+fn create_answers_with_urls_without_the_token() {
+    let mut s = Sim::new(RoomConfig::default(), T0, 1);
+    let r = s.create_default_job(None);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["wsUrl"], "ws://127.0.0.1:8787/ws/progress?jobId=sim-job");
+    assert_eq!(v["stateUrl"], "http://127.0.0.1:8787/api/job-state/sim-job");
+    assert_eq!(v["expiresAt"], T0.0 + 7_200_000);
+    let token = v["token"].as_str().unwrap();
+    assert!(!v["wsUrl"].as_str().unwrap().contains(token));
+    let stored = serde_json::to_string(s.storage.as_ref().unwrap()).unwrap();
+    assert!(
+        !stored.contains(token),
+        "the token itself must never be stored"
+    );
+}
+
+#[test]
+fn repeated_event_ids_are_answered_with_the_original_seq_and_not_applied() {
+    let mut s = sim();
+    let ev = r#"{"type":"progress","processedCount":2,"eventId":"e-1"}"#;
+    assert_eq!(s.producer(ev).body, r#"{"seq":1}"#);
+    assert_eq!(
+        s.producer(r#"{"type":"progress","processedCount":3}"#).body,
+        r#"{"seq":2}"#
+    );
+    assert_eq!(s.producer(ev).body, r#"{"seq":1}"#);
+    assert_eq!(s.room.job().unwrap().seq, Seq(2));
+    assert_eq!(s.room.job().unwrap().processed_count, 3);
+}
+
+// --- §2 catch-up --------------------------------------------------------------
+
+#[test]
+fn late_subscriber_after_completion_gets_snapshot_terminal_and_close() {
+    let mut s = sim();
+    s.producer(&progress(10));
+    s.producer(r#"{"type":"complete","summary":{"ok":true}}"#);
+    s.advance(Millis::from_hours(1)); // within the token's 2 h life
+    let c = s.add_client(None);
+    s.start(c);
+    s.settle();
+    assert_eq!(
+        socket_frames(&s, 0),
+        (
+            vec![(Some(1), "snapshot"), (Some(2), "job_complete")],
+            Some(1000)
+        )
+    );
+    assert!(matches!(
+        s.clients[c].machine.state(),
+        State::Completed(JobEnd::Succeeded { summary: Some(_) })
+    ));
+    // 24 h after the end the job is gone.
+    s.advance(Millis::from_hours(24));
+    assert!(s.storage.is_none());
+    assert_eq!(s.room_request(Input::Inspect).status, 404);
+    clean(&s);
+}
+
+// --- §7 invariants and races ---------------------------------------------------
+
+#[test]
+fn race_reconnect_with_same_client_id_while_the_old_socket_is_half_open() {
+    let (mut s, c) = connected(Some("phone"));
+    s.producer(&progress(1));
+    s.settle();
+    s.half_open(c); // the room still holds socket 0
+    s.advance(Millis::from_secs(2));
+    assert_eq!(s.clients[c].machine.state(), &State::Active);
+    assert_eq!(s.clients[c].socket, Some(SocketId(1)));
+    let old = &s.logs[&SocketId(0)];
+    assert!(old.superseded);
+    assert_eq!(old.close, Some(CloseCode::Superseded));
+    assert_eq!(s.room.live_sockets().count(), 1);
+    s.producer(r#"{"type":"complete"}"#);
+    s.settle();
+    assert!(matches!(s.clients[c].machine.state(), State::Completed(_)));
+    clean(&s);
+}
+
+#[test]
+fn race_completion_during_a_reconnect() {
+    let (mut s, c) = connected(Some("phone"));
+    s.producer(&progress(3));
+    s.settle();
+    s.drop_link(c);
+    assert!(matches!(
+        s.clients[c].machine.state(),
+        State::Reconnecting { .. }
+    ));
+    s.producer(r#"{"type":"complete","summary":{"n":3}}"#);
+    s.advance(Millis::from_secs(5));
+    assert_eq!(
+        socket_frames(&s, 1),
+        (
+            vec![(Some(1), "reconnected"), (Some(2), "job_complete")],
+            Some(1000)
+        )
+    );
+    assert!(matches!(
+        s.clients[c].machine.state(),
+        State::Completed(JobEnd::Succeeded { .. })
+    ));
+    clean(&s);
+}
+
+#[test]
+fn race_eviction_between_a_producer_write_and_its_fan_out() {
+    let (mut s, c) = connected(None);
+    s.producer(&progress(1));
+    s.settle();
+    s.events_then_evict(r#"{"type":"progress","processedCount":2,"eventId":"e-2"}"#);
+    s.settle();
+    // The write survived; the restored room caught the socket up.
+    assert_eq!(s.storage.as_ref().unwrap().seq, Seq(2));
+    assert_eq!(socket_frames(&s, 0).0.last(), Some(&(Some(2), "snapshot")));
+    assert_eq!(s.clients[c].machine.view().processed_count, 2);
+    // The producer never got its 202 and retries: answered, not applied twice.
+    assert_eq!(
+        s.producer(r#"{"type":"progress","processedCount":2,"eventId":"e-2"}"#)
+            .body,
+        r#"{"seq":2}"#
+    );
+    s.producer(&progress(3));
+    s.settle();
+    assert_eq!(
+        socket_frames(&s, 0).0.last(),
+        Some(&(Some(3), "job_progress"))
+    );
+    clean(&s);
+}
+
+#[test]
+fn eviction_and_hibernation_keep_seq_and_sockets() {
+    let mut s = sim();
+    let a = s.add_client(Some("a"));
+    let b = s.add_client(Some("b"));
+    s.start(a);
+    s.start(b);
+    s.settle();
+    for n in 1..=4 {
+        s.producer(&progress(n));
+        s.evict();
+    }
+    assert!(s.room.is_restored());
+    s.producer(r#"{"type":"complete"}"#);
+    s.settle();
+    for c in [a, b] {
+        assert!(matches!(s.clients[c].machine.state(), State::Completed(_)));
+    }
+    clean(&s);
+}
+
+#[test]
+fn token_expiry_during_a_long_disconnect_needs_a_new_token() {
+    let mut s = Sim::new(RoomConfig::default(), T0, 3);
+    s.create_job(Some(10), Millis::from_secs(120));
+    let c = s.add_client(None);
+    s.start(c);
+    s.settle();
+    // Unreachable for 3 minutes: the token runs out meanwhile.
+    s.drop_link(c);
+    let State::Reconnecting { .. } = s.clients[c].machine.state() else {
+        panic!()
+    };
+    s.now = s.now.plus(Millis::from_mins(3));
+    s.advance(Millis::from_mins(1));
+    assert_eq!(
+        s.clients[c].machine.state(),
+        &State::Failed(FailReason::Unauthorized)
+    );
+    clean(&s);
+}
+
+#[test]
+fn a_connected_subscriber_always_holds_a_fresh_token() {
+    let mut s = Sim::new(RoomConfig::default(), T0, 3);
+    s.create_job(Some(10), Millis::from_secs(120));
+    let c = s.add_client(Some("phone"));
+    s.start(c);
+    s.settle();
+    let first = s.clients[c].machine.token_expires_at().unwrap();
+    s.advance(Millis::from_mins(10));
+    assert_eq!(s.clients[c].machine.state(), &State::Active);
+    assert!(s.clients[c].machine.token_expires_at().unwrap() > s.now);
+    assert!(s.clients[c].machine.token_expires_at().unwrap() > first);
+    // After a drop it reconnects with the refreshed token.
+    s.drop_link(c);
+    s.advance(Millis::from_secs(5));
+    assert_eq!(s.clients[c].machine.state(), &State::Active);
+    clean(&s);
+}
+
+#[test]
+fn reconnects_that_keep_failing_sync_state_over_http_and_see_the_end() {
+    let mut s = sim_with(RoomConfig {
+        max_sockets: 1,
+        ..RoomConfig::default()
+    });
+    let hog = s.add_client(Some("hog"));
+    s.start(hog);
+    s.settle();
+    let c = s.add_client(Some("phone"));
+    s.start(c);
+    s.settle();
+    assert!(matches!(
+        s.clients[c].machine.state(),
+        State::Reconnecting { .. }
+    ));
+    s.producer(&progress(6));
+    s.advance(Millis::from_secs(60));
+    assert_eq!(
+        s.clients[c].machine.view().processed_count,
+        6,
+        "synced over HTTP"
+    );
+    // The hog leaves without reading the end; the sync reports completion.
+    s.drop_link(hog);
+    s.clients[hog].machine = gateway_core::client::Client::new(
+        gateway_core::client::ClientConfig::new("sim-job"),
+        Token::from_string("x".into()),
+        None,
+        [0; 8],
+    );
+    s.producer(r#"{"type":"complete"}"#);
+    s.advance(Millis::from_mins(5));
+    assert!(matches!(
+        s.clients[c].machine.state(),
+        State::Completed(JobEnd::Succeeded { .. })
+    ));
+    assert_eq!(
+        s.clients[c].machine.view().status,
+        Some(JobStatus::Completed)
+    );
+    clean(&s);
+}
+
+#[test]
+fn reconnects_keep_going_without_a_fixed_retry_count() {
+    let mut s = sim_with(RoomConfig {
+        max_sockets: 1,
+        ..RoomConfig::default()
+    });
+    let hog = s.add_client(Some("hog"));
+    s.start(hog);
+    let c = s.add_client(Some("phone"));
+    s.start(c);
+    s.advance(Millis::from_mins(30));
+    assert!(
+        !s.clients[c].machine.is_finished(),
+        "gave up while the job runs"
+    );
+    s.drop_link(hog);
+    s.clients[hog].machine = gateway_core::client::Client::new(
+        gateway_core::client::ClientConfig::new("sim-job"),
+        Token::from_string("x".into()),
+        None,
+        [0; 8],
+    );
+    s.advance(Millis::from_mins(2));
+    assert_eq!(s.clients[c].machine.state(), &State::Active);
+    clean(&s);
+}
+
+#[test]
+fn warm_rooms_need_no_storage_read() {
+    let s = sim();
+    assert!(s.room.is_restored());
+    let cold = gateway_core::room::Room::new(RoomConfig::default());
+    assert!(!cold.is_restored());
+}
+
+// --- the seed's policies break the invariants --------------------------------
+
+#[test]
+fn seed_supersede_policy_tells_a_replaced_socket_the_job_is_done() {
+    let mut s = sim_with(RoomConfig {
+        supersede: SupersedePolicy::SeedClose1000,
+        ..RoomConfig::default()
+    });
+    let old = s.add_client(Some("phone"));
+    s.start(old);
+    s.settle();
+    let new = s.add_client(Some("phone"));
+    s.start(new);
+    s.settle();
+    let broken: Vec<Invariant> = s.violations.iter().map(|v| v.invariant).collect();
+    assert!(broken.contains(&Invariant::SupersededNot1000), "{broken:?}");
+    // And the old client wrongly believes the job is done.
+    assert!(matches!(
+        s.clients[old].machine.state(),
+        State::Completed(_)
+    ));
+}
+
+#[test]
+fn seed_throttled_persistence_loses_acked_progress_and_goes_backwards() {
+    let throttled = PersistPolicy::SeedThrottled {
+        every: 5,
+        interval: Millis::from_secs(10),
+    };
+    let mut s = sim_with(RoomConfig {
+        persist: throttled,
+        ..RoomConfig::default()
+    });
+    let c = s.add_client(None);
+    s.start(c);
+    s.settle();
+    for n in 1..=3 {
+        s.producer(&progress(n));
+    }
+    s.settle();
+    s.evict();
+    s.drop_link(c);
+    s.advance(Millis::from_secs(5));
+    let broken: Vec<Invariant> = s.violations.iter().map(|v| v.invariant).collect();
+    assert!(broken.contains(&Invariant::Durable), "{broken:?}");
+    assert!(broken.contains(&Invariant::Monotonic), "{broken:?}");
+}
