@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Sets up, builds the Worker, starts it in local workerd, runs the demo job end
+# to end with a live progress bar, then keeps the gateway serving until Ctrl-C.
+#   PORT=8787 scripts/demo.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="${GATEWAY_TOOLS:-$HOME/.local/share/progress-gateway}/bin:$HOME/.cargo/bin:$PATH"
+PORT="${PORT:-8787}"
+PERSIST="${PERSIST_DIR:-.wrangler/demo-state}"
+
+scripts/setup.sh
+scripts/build-worker.sh
+cargo build --release -q -p gateway-client --bin progress-gateway
+
+[ -f .dev.vars ] || cp .dev.vars.example .dev.vars
+SECRET="$(sed -n 's/^PRODUCER_SECRET=//p' .dev.vars | head -n1)"
+
+log="$(mktemp)"
+setsid env WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false \
+  node_modules/.bin/wrangler dev --local --ip 127.0.0.1 --port "$PORT" --persist-to "$PERSIST" \
+  >"$log" 2>&1 &
+WRANGLER=$!
+stop() { kill -- "-$WRANGLER" 2>/dev/null || true; wait "$WRANGLER" 2>/dev/null || true; rm -f "$log"; }
+trap stop EXIT
+trap 'exit 130' INT TERM
+
+for _ in $(seq 1 120); do
+  curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
+  if ! kill -0 "$WRANGLER" 2>/dev/null; then cat "$log"; echo "wrangler exited" >&2; exit 1; fi
+  sleep 0.5
+done
+curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null || { cat "$log"; exit 1; }
+
+target/release/progress-gateway demo --url "http://127.0.0.1:$PORT" --secret "$SECRET"
+
+cat <<TXT
+
+The gateway keeps serving (Ctrl-C stops it):
+  health     http://127.0.0.1:$PORT/healthz
+  create     POST http://127.0.0.1:$PORT/api/jobs   (Authorization: Bearer \$PRODUCER_SECRET from .dev.vars)
+  subscribe  ws://127.0.0.1:$PORT/ws/progress?jobId=…&token=…
+  watch      target/release/progress-gateway watch --url http://127.0.0.1:$PORT --job <jobId> --token <token>
+TXT
+wait "$WRANGLER"

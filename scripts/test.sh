@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Sets up and runs every test: format, lints, unit/scenario/property tests,
+# the end-to-end suite against the real Worker in local workerd, the model
+# check, bounded fuzzing of every target, and the loom tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="${GATEWAY_TOOLS:-$HOME/.local/share/progress-gateway}/bin:$HOME/.cargo/bin:$PATH"
+export CARGO_TERM_COLOR=never
+
+step() { printf '\n=== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
+
+step "setup"
+scripts/setup.sh --fuzz
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test --workspace (unit, scenarios, properties, end-to-end in workerd)"
+cargo test --workspace
+
+step "model check: cargo run -p model --release"
+cargo run -p model --release
+
+step "loom"
+scripts/loom.sh
+
+step "fuzz (bounded)"
+scripts/fuzz.sh ci
+
+step "all tests passed"
