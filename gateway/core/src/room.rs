@@ -509,10 +509,15 @@ impl Room {
                 }
             }
             Input::Events { body } => self.events(now, &body, &mut out),
-            Input::Cancel { token } => match self.authorize(&token, now) {
-                Err(e) => out.push(Effect::Respond(e.into())),
-                Ok(()) => self.cancel(now, &mut out),
-            },
+            Input::Cancel { token } => {
+                let r = self
+                    .authorize(&token, now)
+                    .and_then(|()| self.cancel(now, &mut out));
+                out.push(Effect::Respond(match r {
+                    Ok(()) => ok(202, &serde_json::json!({ "status": "canceled" })),
+                    Err(e) => e.into(),
+                }));
+            }
             Input::JobState { token } => {
                 let r = self.authorize(&token, now).and_then(|()| self.job_or_404());
                 out.push(Effect::Respond(match r {
@@ -525,7 +530,11 @@ impl Room {
                 Err(e) => e.into(),
             })),
             Input::Revoke => self.revoke(now, &mut out),
-            Input::Alarm { pings, random } => self.alarm(now, &pings, random, &mut out),
+            Input::Alarm { pings, random } => {
+                // The runtime's alarm is spent once it fires, due timers or not.
+                self.alarm = None;
+                self.alarm(now, &pings, random, &mut out);
+            }
         }
         self.rearm(now, &mut out);
         out
@@ -792,7 +801,10 @@ impl Room {
             Ok(ClientMessage::Ping) => {
                 self.send(now, &header, socket, None, &ServerMessage::Pong, out);
             }
-            Ok(ClientMessage::Cancel) => self.cancel(now, out),
+            Ok(ClientMessage::Cancel) => {
+                // A socket only lives while the job runs, so this cannot be refused.
+                let _ = self.cancel(now, out);
+            }
             Ok(ClientMessage::Unknown { type_name }) => {
                 let msg = ServerMessage::Error {
                     code: "unknown_type".into(),
@@ -953,12 +965,10 @@ impl Room {
         )));
     }
 
-    fn cancel(&mut self, now: Millis, out: &mut Vec<Effect>) {
-        let Some(job) = self.job.as_mut() else {
-            return out.push(Effect::Respond(HttpError::job_not_found().into()));
-        };
+    fn cancel(&mut self, now: Millis, out: &mut Vec<Effect>) -> Result<(), HttpError> {
+        let job = self.job.as_mut().ok_or_else(HttpError::job_not_found)?;
         if job.phase.status().is_terminal() {
-            return out.push(Effect::Respond(HttpError::job_ended().into()));
+            return Err(HttpError::job_ended());
         }
         job.phase = Phase::Canceled;
         job.ended_at = Some(now);
@@ -968,10 +978,7 @@ impl Room {
         for id in ids {
             self.close(id, CloseCode::Canceled, "job canceled", out);
         }
-        out.push(Effect::Respond(ok(
-            202,
-            &serde_json::json!({ "status": "canceled" }),
-        )));
+        Ok(())
     }
 
     fn revoke(&mut self, now: Millis, out: &mut Vec<Effect>) {

@@ -849,3 +849,40 @@ fn seed_throttled_persistence_loses_acked_progress_and_goes_backwards() {
     assert!(broken.contains(&Invariant::Durable), "{broken:?}");
     assert!(broken.contains(&Invariant::Monotonic), "{broken:?}");
 }
+
+#[test]
+fn a_cancel_frame_answers_no_http_request() {
+    let (mut s, _) = connected(None);
+    let fx = s.room.handle(
+        s.now,
+        Input::Frame {
+            socket: SocketId(0),
+            frame: WireFrame::Text(r#"{"type":"cancel"}"#.into()),
+        },
+    );
+    assert!(
+        !fx.iter().any(|e| matches!(e, Effect::Respond(_))),
+        "{fx:?}"
+    );
+    assert!(fx.iter().any(|e| matches!(
+        e,
+        Effect::Close {
+            code: CloseCode::Canceled,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn an_early_alarm_is_set_again() {
+    let (mut s, _) = connected(None);
+    let due = s.alarm().unwrap();
+    let fx = s.room.handle(
+        due.minus(Millis(5)),
+        Input::Alarm {
+            pings: vec![],
+            random: [0; 16],
+        },
+    );
+    assert!(fx.contains(&Effect::SetAlarm(Some(due))), "{fx:?}");
+}
