@@ -9,7 +9,9 @@ fn action_word(code: CloseCode) -> String {
         ClientAction::Done => "done".into(),
         ClientAction::Stop => "stop".into(),
         ClientAction::Reauthenticate => "re-authenticate".into(),
-        ClientAction::Reconnect { min_delay } => format!("reconnect (min {} ms + backoff)", min_delay.0),
+        ClientAction::Reconnect { min_delay } => {
+            format!("reconnect (min {} ms + backoff)", min_delay.0)
+        }
     }
 }
 
@@ -17,15 +19,28 @@ fn action_word(code: CloseCode) -> String {
 fn expected_rows() -> Vec<String> {
     TABLE
         .iter()
-        .map(|r| format!("| {} | {} | {} | {} |", r.code.as_u16(), r.sent_when, r.client_does, action_word(r.code)))
+        .map(|r| {
+            format!(
+                "| {} | {} | {} | {} |",
+                r.code.as_u16(),
+                r.sent_when,
+                r.client_does,
+                action_word(r.code)
+            )
+        })
         .collect()
 }
 
 #[test]
 fn protocol_doc_close_code_table_matches_the_core() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/PROTOCOL.md"))
-        .expect("docs/PROTOCOL.md exists");
-    let start = doc.find("<!-- close-codes:start -->").expect("start marker");
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/PROTOCOL.md"
+    ))
+    .expect("docs/PROTOCOL.md exists");
+    let start = doc
+        .find("<!-- close-codes:start -->")
+        .expect("start marker");
     let end = doc.find("<!-- close-codes:end -->").expect("end marker");
     let rows: Vec<String> = doc[start..end]
         .lines()
@@ -33,5 +48,10 @@ fn protocol_doc_close_code_table_matches_the_core() {
         .map(str::to_owned)
         .collect();
     let expected = expected_rows();
-    assert_eq!(rows, expected, "regenerate the table with:\n{}", expected.join("\n"));
+    assert_eq!(
+        rows,
+        expected,
+        "regenerate the table with:\n{}",
+        expected.join("\n")
+    );
 }
