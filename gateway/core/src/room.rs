@@ -950,9 +950,7 @@ impl Room {
         }
         let ids: Vec<SocketId> = self.sockets.keys().copied().collect();
         for (seq, msg) in &fanout {
-            for &id in &ids {
-                self.send(now, &header, id, Some(*seq), msg, out);
-            }
+            self.broadcast(now, &header, &ids, Some(*seq), msg, out);
         }
         if let Some(code) = terminal {
             for id in ids {
@@ -1056,9 +1054,7 @@ impl Room {
             expires_at,
         };
         let ids: Vec<SocketId> = self.sockets.keys().copied().collect();
-        for id in ids {
-            self.send(now, &header, id, None, &msg, out);
-        }
+        self.broadcast(now, &header, &ids, None, &msg, out);
         out.push(log(Level::Info, "token_refreshed", None));
     }
 
@@ -1130,20 +1126,34 @@ impl Room {
         msg: &ServerMessage,
         out: &mut Vec<Effect>,
     ) {
+        self.broadcast(now, header, &[socket], seq, msg, out);
+    }
+
+    /// Sends one message to several sockets: encoded and measured once (SPEC §2
+    /// size guard), however many sockets there are.
+    fn broadcast(
+        &mut self,
+        now: Millis,
+        header: &JobHeader,
+        sockets: &[SocketId],
+        seq: Option<Seq>,
+        msg: &ServerMessage,
+        out: &mut Vec<Effect>,
+    ) {
+        if sockets.is_empty() {
+            return;
+        }
         let text = protocol::encode(header, now, seq, msg);
         match check_outgoing(text.len()) {
-            OutgoingSize::Ok => out.push(Effect::Send { socket, text }),
-            OutgoingSize::Large => {
-                out.push(Effect::Log(Log {
-                    level: Level::Warn,
-                    event: "large_frame",
-                    socket: Some(socket),
-                    seq,
-                    close_code: None,
-                    value: Some(text.len() as u64),
-                }));
-                out.push(Effect::Send { socket, text });
-            }
+            OutgoingSize::Ok => {}
+            OutgoingSize::Large => out.push(Effect::Log(Log {
+                level: Level::Warn,
+                event: "large_frame",
+                socket: None,
+                seq,
+                close_code: None,
+                value: Some(text.len() as u64),
+            })),
             OutgoingSize::TooBig => {
                 let e = GatewayError::OutgoingTooBig { len: text.len() };
                 let refusal = ServerMessage::Error {
@@ -1151,12 +1161,16 @@ impl Room {
                     message: e.to_string(),
                     retryable: false,
                 };
-                out.push(Effect::Send {
-                    socket,
-                    text: protocol::encode(header, now, None, &refusal),
-                });
-                self.close(socket, e.close_code(), &e.close_reason(), out);
+                let refusal = protocol::encode(header, now, None, &refusal);
+                for &socket in sockets {
+                    out.push(Effect::Send { socket, text: refusal.clone() });
+                    self.close(socket, e.close_code(), &e.close_reason(), out);
+                }
+                return;
             }
+        }
+        for &socket in sockets {
+            out.push(Effect::Send { socket, text: text.clone() });
         }
     }
 
