@@ -12,9 +12,20 @@ use std::hint::black_box;
 const T0: Millis = Millis(1_763_000_000_000);
 
 fn room_with_sockets(n: usize) -> (Room, String) {
-    let mut sim = Sim::new(RoomConfig { max_sockets: 64, ..RoomConfig::default() }, T0, 1);
+    let mut sim = Sim::new(
+        RoomConfig {
+            max_sockets: 64,
+            ..RoomConfig::default()
+        },
+        T0,
+        1,
+    );
     sim.create_default_job(Some(1_000_000));
-    let token = sim.token.clone().map(|t| t.0.expose().to_owned()).unwrap_or_default();
+    let token = sim
+        .token
+        .clone()
+        .map(|t| t.0.expose().to_owned())
+        .unwrap_or_default();
     for i in 0..n {
         sim.room.handle(
             T0,
@@ -39,8 +50,15 @@ fn fanout(c: &mut Criterion) {
             let mut count = 0u64;
             b.iter(|| {
                 count += 1;
-                let body = format!(r#"{{"type":"progress","processedCount":{count},"currentItem":"book"}}"#);
-                black_box(room.handle(T0, Input::Events { body: body.into_bytes() }))
+                let body = format!(
+                    r#"{{"type":"progress","processedCount":{count},"currentItem":"book"}}"#
+                );
+                black_box(room.handle(
+                    T0,
+                    Input::Events {
+                        body: body.into_bytes(),
+                    },
+                ))
             });
         });
     }
@@ -58,7 +76,9 @@ fn parse(c: &mut Criterion) {
         ("60_KiB", &big),
     ];
     for (name, text) in cases {
-        g.bench_function(name, |b| b.iter(|| black_box(parse_client_frame(Incoming::Text(black_box(text))))));
+        g.bench_function(name, |b| {
+            b.iter(|| black_box(parse_client_frame(Incoming::Text(black_box(text)))))
+        });
     }
     g.finish();
 }

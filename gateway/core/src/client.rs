@@ -469,8 +469,14 @@ impl Client {
             }
             ClientAction::Reauthenticate => self.finish(State::Failed(FailReason::Revoked), out),
             ClientAction::Reconnect { min_delay } => {
-                let floor = min_delay.max(self.retry_after);
-                self.backoff(now, attempt, floor);
+                if let Some(end) = self.ending.take() {
+                    // The terminal event arrived and only its close was lost: the
+                    // job is over, and a reconnect would only replay the end.
+                    self.finish(State::Completed(end), out);
+                } else {
+                    let floor = min_delay.max(self.retry_after);
+                    self.backoff(now, attempt, floor);
+                }
             }
         }
     }

@@ -16,6 +16,10 @@ use crate::{CloseCode, Millis};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
+/// Socket ids a room can hand out per millisecond before borrowing from the
+/// next one; ids stay below 2^53 (safe as a JavaScript number) until 2255.
+pub const SOCKET_IDS_PER_MS: u64 = 1024;
+
 /// How many event ids the room remembers for idempotent retries.
 pub const REMEMBERED_EVENT_IDS: usize = 1000;
 
@@ -696,8 +700,10 @@ impl Room {
             e.retry_after = Some(self.config.retry_after.ceil_secs());
             return refuse(out, e);
         }
-        let socket = SocketId(job.next_socket);
-        job.next_socket += 1;
+        // Ids grow with the clock as well as the counter, so a room restored from
+        // a record older than its last accept never hands out a live id again.
+        let socket = SocketId(job.next_socket.max(now.0.saturating_mul(SOCKET_IDS_PER_MS)));
+        job.next_socket = socket.0.saturating_add(1);
         if let Some(old) = replaced {
             self.sockets.remove(&old);
             let (code, reason) = match self.config.supersede {
@@ -1163,14 +1169,20 @@ impl Room {
                 };
                 let refusal = protocol::encode(header, now, None, &refusal);
                 for &socket in sockets {
-                    out.push(Effect::Send { socket, text: refusal.clone() });
+                    out.push(Effect::Send {
+                        socket,
+                        text: refusal.clone(),
+                    });
                     self.close(socket, e.close_code(), &e.close_reason(), out);
                 }
                 return;
             }
         }
         for &socket in sockets {
-            out.push(Effect::Send { socket, text: text.clone() });
+            out.push(Effect::Send {
+                socket,
+                text: text.clone(),
+            });
         }
     }
 

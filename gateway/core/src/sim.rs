@@ -229,6 +229,8 @@ impl Sim {
 
     /// The runtime evicts the room: memory is lost, storage and sockets stay.
     pub fn evict(&mut self) {
+        // A restart takes time: the new instance never runs in the same millisecond.
+        self.now = self.now.plus(Millis(1));
         self.room = Room::new(self.room_config);
         let restored = self.storage.as_ref().map_or(Seq(0), |r| r.seq);
         if let Err(v) = invariants::check_acked_durable(restored, self.acked) {
@@ -413,7 +415,7 @@ impl Sim {
         for e in effects {
             match e {
                 client::Effect::Connect(params) => {
-                    self.net.push_back(Packet::Upgrade { client: i, params })
+                    self.net.push_back(Packet::Upgrade { client: i, params });
                 }
                 client::Effect::Send(text) => {
                     if let Some(socket) = self.clients.get(i).and_then(|c| c.socket) {
@@ -574,6 +576,22 @@ impl Sim {
     #[must_use]
     pub const fn alarm(&self) -> Option<Millis> {
         self.alarm
+    }
+
+    /// The earliest client timer or alarm: when [`Sim::advance`] would next
+    /// make something happen.
+    #[must_use]
+    pub fn next_timer(&self) -> Option<Millis> {
+        self.clients
+            .iter()
+            .filter_map(|c| c.timer)
+            .chain(self.alarm)
+            .min()
+    }
+
+    /// Sockets the runtime still holds (whether or not a client still uses them).
+    pub fn held_sockets(&self) -> impl Iterator<Item = SocketId> + '_ {
+        self.runtime.keys().copied()
     }
 
     fn next_random(&mut self) -> u64 {

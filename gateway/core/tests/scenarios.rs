@@ -31,6 +31,14 @@ fn progress(n: u64) -> String {
     )
 }
 
+/// The `n`th socket the room accepted (ids grow with time and count).
+fn nth(s: &Sim, n: usize) -> SocketId {
+    *s.logs
+        .keys()
+        .nth(n)
+        .expect("that many sockets were accepted")
+}
+
 fn clean(s: &Sim) {
     assert!(
         s.violations.is_empty(),
@@ -40,8 +48,8 @@ fn clean(s: &Sim) {
 }
 
 /// Frames and close code of one socket.
-fn socket_frames(s: &Sim, socket: u64) -> (Vec<(Option<u64>, &'static str)>, Option<u16>) {
-    let log = &s.logs[&SocketId(socket)];
+fn socket_frames(s: &Sim, n: usize) -> (Vec<(Option<u64>, &'static str)>, Option<u16>) {
+    let log = &s.logs[&nth(s, n)];
     let frames = log
         .frames
         .iter()
@@ -164,7 +172,7 @@ fn close_1002_for_each_protocol_error_of_the_seed() {
     ] {
         let (mut s, c) = connected(None);
         s.net.push_back(Packet::Up {
-            socket: SocketId(0),
+            socket: nth(&s, 0),
             text: bad.into(),
         });
         s.settle();
@@ -183,7 +191,7 @@ fn close_1003_for_a_binary_frame() {
     let fx = s.room.handle(
         s.now,
         Input::Frame {
-            socket: SocketId(0),
+            socket: nth(&s, 0),
             frame: WireFrame::Binary(4),
         },
     );
@@ -221,7 +229,7 @@ fn close_1009_for_a_frame_over_64_kib() {
     let (mut s, c) = connected(None);
     let big = format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(70_000));
     s.net.push_back(Packet::Up {
-        socket: SocketId(0),
+        socket: nth(&s, 0),
         text: big,
     });
     s.settle();
@@ -260,7 +268,7 @@ fn close_1013_past_20_frames_in_10_s_then_reconnect_after_at_least_5_s() {
     let (mut s, c) = connected(None);
     for _ in 0..21 {
         s.net.push_back(Packet::Up {
-            socket: SocketId(0),
+            socket: nth(&s, 0),
             text: r#"{ "type": "ping" }"#.into(),
         });
     }
@@ -286,7 +294,7 @@ fn literal_pings_never_reach_the_room_nor_count_for_the_rate_limit() {
     let (mut s, _) = connected(None);
     for _ in 0..50 {
         s.net.push_back(Packet::Up {
-            socket: SocketId(0),
+            socket: nth(&s, 0),
             text: r#"{"type":"ping"}"#.into(),
         });
     }
@@ -309,7 +317,7 @@ fn close_1006_drop_then_resume_with_last_seq_recovered() {
     assert_eq!(s.clients[c].machine.state(), &State::Active);
     let (frames, _) = socket_frames(&s, 1);
     assert_eq!(frames.first(), Some(&(Some(4), "reconnected")));
-    let snap = &s.logs[&SocketId(1)].frames[0].message;
+    let snap = &s.logs[&nth(&s, 1)].frames[0].message;
     assert!(
         matches!(snap, ServerMessage::Snapshot { recovered: true, resumed: true, state } if state.processed_count == 3)
     );
@@ -408,11 +416,11 @@ fn close_4002_for_a_zombie_while_a_pinging_client_stays() {
 fn unknown_type_gets_an_error_and_the_socket_stays_open() {
     let (mut s, _) = connected(None);
     s.net.push_back(Packet::Up {
-        socket: SocketId(0),
+        socket: nth(&s, 0),
         text: r#"{"type":"subscribe"}"#.into(),
     });
     s.settle();
-    let log = &s.logs[&SocketId(0)];
+    let log = &s.logs[&nth(&s, 0)];
     assert!(log.close.is_none());
     let last = log.frames.last().unwrap();
     assert_eq!(last.seq, None);
@@ -431,11 +439,11 @@ fn unknown_type_gets_an_error_and_the_socket_stays_open() {
 fn a_ping_with_extra_fields_reaches_the_room_and_gets_a_pong_envelope() {
     let (mut s, _) = connected(None);
     s.net.push_back(Packet::Up {
-        socket: SocketId(0),
+        socket: nth(&s, 0),
         text: r#"{"type":"ping","timestamp":5}"#.into(),
     });
     s.settle();
-    let f = s.logs[&SocketId(0)].frames.last().unwrap();
+    let f = s.logs[&nth(&s, 0)].frames.last().unwrap();
     assert_eq!((f.seq, f.message.type_name()), (None, "pong"));
 }
 
@@ -599,8 +607,8 @@ fn race_reconnect_with_same_client_id_while_the_old_socket_is_half_open() {
     s.half_open(c); // the room still holds socket 0
     s.advance(Millis::from_secs(2));
     assert_eq!(s.clients[c].machine.state(), &State::Active);
-    assert_eq!(s.clients[c].socket, Some(SocketId(1)));
-    let old = &s.logs[&SocketId(0)];
+    assert_eq!(s.clients[c].socket, Some(nth(&s, 1)));
+    let old = &s.logs[&nth(&s, 0)];
     assert!(old.superseded);
     assert_eq!(old.close, Some(CloseCode::Superseded));
     assert_eq!(s.room.live_sockets().count(), 1);
@@ -856,7 +864,7 @@ fn a_cancel_frame_answers_no_http_request() {
     let fx = s.room.handle(
         s.now,
         Input::Frame {
-            socket: SocketId(0),
+            socket: nth(&s, 0),
             frame: WireFrame::Text(r#"{"type":"cancel"}"#.into()),
         },
     );
@@ -885,4 +893,50 @@ fn an_early_alarm_is_set_again() {
         },
     );
     assert!(fx.contains(&Effect::SetAlarm(Some(due))), "{fx:?}");
+}
+
+#[test]
+fn a_lost_close_after_job_complete_ends_without_a_reconnect() {
+    let (mut s, c) = connected(Some("phone"));
+    s.producer(&progress(2));
+    s.settle();
+    s.producer(r#"{"type":"complete"}"#);
+    assert!(s.deliver_one(), "job_complete reaches the client");
+    s.drop_link(c); // ...and its 1000 is lost with the link
+    assert!(matches!(
+        s.clients[c].machine.state(),
+        State::Completed(JobEnd::Succeeded { .. })
+    ));
+    s.advance(Millis::from_secs(60));
+    assert_eq!(
+        s.logs.len(),
+        1,
+        "no reconnect: it would replay the end with an older snapshot seq"
+    );
+    clean(&s);
+}
+
+#[test]
+fn a_stale_close_never_removes_a_socket_accepted_after_a_restart() {
+    // Found by the model: a socket id handed out again after an eviction let a
+    // dead socket's late close orphan the new one.
+    let mut s = Sim::new(RoomConfig::default(), T0, 7);
+    s.create_job(Some(2), Millis::from_secs(120));
+    let a = s.add_client(Some("app-0"));
+    let b = s.add_client(Some("app-1"));
+    s.start(b);
+    s.deliver_one(); // b accepted
+    s.start(a);
+    s.drop_link(b); // in flight: a's upgrade, then b's close
+    s.evict(); // the record predates b's accept
+    s.settle();
+    assert_eq!(
+        s.room.live_sockets().count(),
+        1,
+        "a's socket survived b's late close"
+    );
+    s.producer(r#"{"type":"progress","processedCount":1,"totalCount":2}"#);
+    s.settle();
+    assert_eq!(s.clients[a].machine.view().processed_count, 1);
+    clean(&s);
 }
