@@ -1,0 +1,492 @@
+//! `progress-gateway`: watch a job with a live progress bar, create jobs, emit
+//! producer events, and a demo that shows a dropped socket being resumed.
+//!
+//! Exit status of `watch` and `demo`: 0 completed, 3 job failed, 4 job
+//! canceled, 5 unauthorized or revoked, 6 job not found, 7 superseded, 8 other
+//! refusal (bad request, protocol close code), 130 stopped with Ctrl-C;
+//! 1 for a local or HTTP error, 2 for a usage error.
+
+use clap::{Parser, Subcommand};
+use gateway_client::gateway_core::client::{FailReason, JobEnd, View};
+use gateway_client::gateway_core::protocol::{EventKind, Pipeline, ProducerEvent};
+use gateway_client::gateway_core::token::Token;
+use gateway_client::{
+    watch, CreateJobRequest, Ending, Outcome, Producer, WatchEvent, WatchHandle, WatchOptions,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+#[derive(Parser)]
+#[command(
+    name = "progress-gateway",
+    version,
+    about = "Client of the progress gateway"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Watch a job live until it ends.
+    Watch {
+        /// Gateway base URL, e.g. http://127.0.0.1:8787.
+        #[arg(long, env = "GATEWAY_URL")]
+        url: String,
+        /// Job id.
+        #[arg(long)]
+        job: String,
+        /// Subscriber token (prefer the env variable: arguments show in `ps`).
+        #[arg(long, env = "GATEWAY_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Stable client id: a later watch with the same id supersedes this one.
+        #[arg(long)]
+        client_id: Option<String>,
+    },
+    /// Create a job; prints the 202 answer as JSON (it holds the token).
+    Create {
+        /// Gateway base URL.
+        #[arg(long, env = "GATEWAY_URL")]
+        url: String,
+        /// Producer secret.
+        #[arg(long, env = "PRODUCER_SECRET", hide_env_values = true)]
+        secret: String,
+        /// batch_enrichment, csv_import or ai_scan.
+        #[arg(long, value_parser = parse_pipeline)]
+        pipeline: Pipeline,
+        /// Items in all.
+        #[arg(long)]
+        total: Option<u64>,
+        /// Own job id instead of a random one.
+        #[arg(long)]
+        job_id: Option<String>,
+        /// Token lifetime in seconds (60 to 86400).
+        #[arg(long)]
+        ttl: Option<u64>,
+    },
+    /// Post one producer event (or a JSON array of them), e.g. '{"type":"progress","processedCount":3}'.
+    Emit {
+        /// Gateway base URL.
+        #[arg(long, env = "GATEWAY_URL")]
+        url: String,
+        /// Producer secret.
+        #[arg(long, env = "PRODUCER_SECRET", hide_env_values = true)]
+        secret: String,
+        /// Job id.
+        #[arg(long)]
+        job: String,
+        /// The event as JSON (SPEC §3).
+        event: String,
+    },
+    /// Create a job, produce it over HTTP, watch it, drop the socket once and resume.
+    Demo {
+        /// Gateway base URL.
+        #[arg(long, env = "GATEWAY_URL")]
+        url: String,
+        /// Producer secret.
+        #[arg(long, env = "PRODUCER_SECRET", hide_env_values = true)]
+        secret: String,
+        /// Items the simulated producer processes.
+        #[arg(long, default_value_t = 25)]
+        items: u64,
+        /// Pause between items, in milliseconds.
+        #[arg(long, default_value_t = 200)]
+        delay_ms: u64,
+        /// Drop the socket (no close frame) once this share of the items is seen.
+        #[arg(long, default_value_t = 40)]
+        drop_at_percent: u64,
+    },
+}
+
+fn parse_pipeline(s: &str) -> Result<Pipeline, String> {
+    [
+        Pipeline::BatchEnrichment,
+        Pipeline::CsvImport,
+        Pipeline::AiScan,
+    ]
+    .into_iter()
+    .find(|p| p.as_str() == s)
+    .ok_or_else(|| "one of batch_enrichment, csv_import, ai_scan".to_owned())
+}
+
+/// Exit statuses (see the module docs).
+mod exit {
+    pub const ERROR: u8 = 1;
+    pub const FAILED: u8 = 3;
+    pub const CANCELED: u8 = 4;
+    pub const UNAUTHORIZED: u8 = 5;
+    pub const NOT_FOUND: u8 = 6;
+    pub const SUPERSEDED: u8 = 7;
+    pub const REFUSED: u8 = 8;
+    pub const STOPPED: u8 = 130;
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Watch {
+            url,
+            job,
+            token,
+            client_id,
+        } => {
+            let options = WatchOptions {
+                client_id,
+                ..WatchOptions::default()
+            };
+            follow(&url, &job, Token::from_string(token), options, None)
+                .await
+                .map(|o| report(&o))
+        }
+        Command::Create {
+            url,
+            secret,
+            pipeline,
+            total,
+            job_id,
+            ttl,
+        } => create(&url, secret, pipeline, total, job_id, ttl).await,
+        Command::Emit {
+            url,
+            secret,
+            job,
+            event,
+        } => emit(&url, secret, &job, &event).await,
+        Command::Demo {
+            url,
+            secret,
+            items,
+            delay_ms,
+            drop_at_percent,
+        } => demo(&url, secret, items, delay_ms, drop_at_percent).await,
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("progress-gateway: {e}");
+            ExitCode::from(exit::ERROR)
+        }
+    }
+}
+
+type CliResult = Result<u8, Box<dyn std::error::Error + Send + Sync>>;
+
+async fn create(
+    url: &str,
+    secret: String,
+    pipeline: Pipeline,
+    total: Option<u64>,
+    job_id: Option<String>,
+    ttl: Option<u64>,
+) -> CliResult {
+    let producer = Producer::new(url, secret)?;
+    let job = producer
+        .create_job(&CreateJobRequest {
+            pipeline,
+            total_count: total,
+            job_id,
+            ttl_seconds: ttl,
+        })
+        .await?;
+    let out = serde_json::json!({
+        "jobId": job.job_id,
+        "token": job.token.expose(),
+        "expiresAt": job.expires_at.0,
+        "wsUrl": job.ws_url,
+        "stateUrl": job.state_url,
+    });
+    println!("{out}");
+    Ok(0)
+}
+
+async fn emit(url: &str, secret: String, job: &str, event: &str) -> CliResult {
+    let body: serde_json::Value =
+        serde_json::from_str(event).map_err(|e| format!("the event is not JSON: {e}"))?;
+    let seq = Producer::new(url, secret)?.post_raw(job, &body).await?;
+    println!("{{\"seq\":{}}}", seq.0);
+    Ok(0)
+}
+
+async fn demo(
+    url: &str,
+    secret: String,
+    items: u64,
+    delay_ms: u64,
+    drop_at_percent: u64,
+) -> CliResult {
+    let items = items.max(1);
+    let producer = Producer::new(url, secret)?;
+    let job = producer
+        .create_job(&CreateJobRequest {
+            total_count: Some(items),
+            ..CreateJobRequest::new(Pipeline::CsvImport)
+        })
+        .await?;
+    println!(
+        "created job {} (csv_import, {items} items); token expires in {} min",
+        job.job_id,
+        job.expires_at
+            .minus(gateway_client::now_ms())
+            .0
+            .div_euclid(60_000)
+    );
+    let feeder = tokio::spawn(simulate(
+        producer.clone(),
+        job.job_id.clone(),
+        items,
+        Duration::from_millis(delay_ms),
+    ));
+    let options = WatchOptions {
+        token_expires_at: Some(job.expires_at),
+        ..WatchOptions::default()
+    };
+    let drop_at = (items * drop_at_percent.min(100)).div_ceil(100).max(1);
+    let outcome = follow(url, &job.job_id, job.token, options, Some(drop_at)).await;
+    feeder.abort();
+    if let Ok(Err(e)) = feeder.await {
+        eprintln!("simulated producer: {e}");
+    }
+    Ok(report(&outcome?))
+}
+
+/// The simulated producer: started, progress 1..=items, complete.
+async fn simulate(
+    producer: Producer,
+    job_id: String,
+    items: u64,
+    delay: Duration,
+) -> Result<(), gateway_client::ProducerError> {
+    let started = Instant::now();
+    let event = |id: String, kind| ProducerEvent {
+        event_id: Some(id),
+        kind,
+    };
+    producer
+        .post_event(
+            &job_id,
+            &event(
+                "started".into(),
+                EventKind::Started {
+                    total_count: Some(items),
+                    message: Some("importing".into()),
+                },
+            ),
+        )
+        .await?;
+    for i in 1..=items {
+        tokio::time::sleep(delay).await;
+        producer
+            .post_event(
+                &job_id,
+                &event(
+                    format!("progress-{i}"),
+                    EventKind::Progress {
+                        processed_count: i,
+                        total_count: Some(items),
+                        current_item: Some(format!("row {i} of books.csv")),
+                        message: None,
+                    },
+                ),
+            )
+            .await?;
+    }
+    let summary = serde_json::json!({
+        "imported": items,
+        "skipped": 0,
+        "durationMs": u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    });
+    producer
+        .post_event(
+            &job_id,
+            &event(
+                "complete".into(),
+                EventKind::Complete {
+                    summary: summary.to_string(),
+                },
+            ),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Runs a watch with a live progress bar until it ends; Ctrl-C stops it.
+/// With `drop_at`, the socket is dropped once when that many items are seen.
+async fn follow(
+    url: &str,
+    job_id: &str,
+    token: Token,
+    mut options: WatchOptions,
+    mut drop_at: Option<u64>,
+) -> Result<Outcome, Box<dyn std::error::Error + Send + Sync>> {
+    let handle = WatchHandle::new();
+    let (tx, mut events) = mpsc::unbounded_channel();
+    options.handle = handle.clone();
+    options.events = Some(tx);
+    let mut task = tokio::spawn({
+        let (url, job_id) = (url.to_owned(), job_id.to_owned());
+        async move { watch(&url, &job_id, token, options).await }
+    });
+    let latest = handle.latest();
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] [{bar:40.cyan/blue}] {pos}/{len} {percent:>3}% {msg}",
+        )?
+        .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(100));
+    let mut seen = 0;
+    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+    let mut interrupted = false;
+    let result = loop {
+        tokio::select! {
+            r = &mut task => break r,
+            _ = &mut ctrl_c, if !interrupted => {
+                interrupted = true;
+                say(&bar, "Ctrl-C: stopping");
+                handle.stop();
+            }
+            Some(event) = events.recv() => {
+                if let Some(line) = describe(&event) {
+                    say(&bar, &line);
+                }
+            }
+            v = latest.changed(seen) => {
+                seen = v;
+                let view = latest.get().view;
+                show(&bar, &view);
+                if drop_at.is_some_and(|n| view.processed_count >= n) {
+                    drop_at = None;
+                    handle.connection().drop_connection();
+                }
+            }
+        }
+    };
+    // Events sent just before the end.
+    while let Ok(event) = events.try_recv() {
+        if let Some(line) = describe(&event) {
+            say(&bar, &line);
+        }
+    }
+    bar.finish_and_clear();
+    Ok(result??)
+}
+
+/// A line above the bar; printed plainly when the bar is hidden (not a terminal).
+fn say(bar: &ProgressBar, line: &str) {
+    if bar.is_hidden() {
+        println!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
+fn show(bar: &ProgressBar, view: &View) {
+    if let Some(total) = view.total_count {
+        bar.set_length(total);
+    }
+    bar.set_position(view.processed_count);
+    let status = view.status.map_or("connecting", |s| s.as_str());
+    bar.set_message(match &view.message {
+        Some(m) => format!("{status}: {m}"),
+        None => status.to_owned(),
+    });
+}
+
+fn describe(event: &WatchEvent) -> Option<String> {
+    let seq = |s: Option<gateway_client::gateway_core::protocol::Seq>| {
+        s.map_or_else(|| "-".to_owned(), |s| s.0.to_string())
+    };
+    Some(match event {
+        WatchEvent::Disconnected {
+            code,
+            seq: at,
+            deliberate,
+        } => {
+            let code = code.map_or_else(|| "none (1006)".to_owned(), |c| c.to_string());
+            let why = if *deliberate {
+                " [connection control: TCP dropped, no close frame]"
+            } else {
+                ""
+            };
+            format!("socket closed at seq {}, close code {code}{why}", seq(*at))
+        }
+        WatchEvent::Reconnecting { at } => format!(
+            "reconnecting in {} ms",
+            at.minus(gateway_client::now_ms()).0
+        ),
+        WatchEvent::Resumed {
+            from,
+            at,
+            recovered,
+        } => format!(
+            "connection dropped at seq {}; resumed at seq {}, recovered={recovered}",
+            from.0,
+            seq(*at)
+        ),
+        WatchEvent::Refused {
+            status,
+            retry_after,
+        } => match retry_after {
+            Some(s) => format!("upgrade refused: HTTP {status}, retry after {s} s"),
+            None => format!("upgrade refused: HTTP {status}"),
+        },
+        WatchEvent::StateFetched { status } => format!("state sync answered HTTP {status}"),
+        WatchEvent::TokenRefreshed { expires_at } => format!(
+            "token refreshed (valid for {} more min)",
+            expires_at.minus(gateway_client::now_ms()).0 / 60_000
+        ),
+        _ => return None,
+    })
+}
+
+/// Prints the end and picks the exit status.
+fn report(outcome: &Outcome) -> u8 {
+    let v = &outcome.view;
+    let counts = match v.total_count {
+        Some(t) => format!("{}/{t} items", v.processed_count),
+        None => format!("{} items", v.processed_count),
+    };
+    let last = v.seq.map_or(0, |s| s.0);
+    match &outcome.ending {
+        Ending::Job(JobEnd::Succeeded { summary }) => {
+            println!("job completed ({counts}, last seq {last})");
+            println!("summary: {}", summary.as_deref().unwrap_or("(none)"));
+            0
+        }
+        Ending::Job(JobEnd::Failed { code, message }) => {
+            println!("job failed ({counts}): {code}: {message}");
+            exit::FAILED
+        }
+        Ending::Job(JobEnd::Canceled) => {
+            println!("job canceled ({counts})");
+            exit::CANCELED
+        }
+        Ending::GaveUp(reason) => {
+            let (text, code) = match reason {
+                FailReason::Unauthorized => {
+                    ("token refused (401): wrong or expired", exit::UNAUTHORIZED)
+                }
+                FailReason::Revoked => (
+                    "tokens revoked (1008): get a new token from the backend",
+                    exit::UNAUTHORIZED,
+                ),
+                FailReason::NotFound => ("no such job (404)", exit::NOT_FOUND),
+                FailReason::Superseded => (
+                    "superseded (4000): a newer watch with this client id took over",
+                    exit::SUPERSEDED,
+                ),
+                FailReason::Stopped => ("stopped", exit::STOPPED),
+                FailReason::BadRequest(_) | FailReason::Refused(_) => {
+                    ("the gateway refused this client", exit::REFUSED)
+                }
+            };
+            println!("{text} ({reason:?}; {counts}, last seq {last})");
+            code
+        }
+    }
+}
