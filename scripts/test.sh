@@ -17,6 +17,7 @@ cargo fmt --all --check
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy -p gateway-core --all-targets --features fuzzing -- -D warnings
 
 step "cargo test --workspace (unit, scenarios, properties, end-to-end in workerd)"
 cargo test --workspace

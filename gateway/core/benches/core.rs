@@ -77,7 +77,7 @@ fn parse(c: &mut Criterion) {
     ];
     for (name, text) in cases {
         g.bench_function(name, |b| {
-            b.iter(|| black_box(parse_client_frame(Incoming::Text(black_box(text)))))
+            b.iter(|| black_box(parse_client_frame(Incoming::Text(black_box(text)))));
         });
     }
     g.finish();
