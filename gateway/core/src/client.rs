@@ -6,6 +6,7 @@
 //! Completed | Failed{reason}`, with a `Syncing` detour through
 //! `GET /api/job-state/{jobId}` when reconnects keep failing (seed 002).
 
+use crate::entropy::Entropy;
 use crate::protocol::{self, JobStatus, Seq, ServerMessage, LITERAL_PING};
 use crate::token::Token;
 use crate::{ClientAction, CloseCode, Millis};
@@ -242,8 +243,8 @@ pub struct Client {
     ending: Option<JobEnd>,
     next_ping: Option<Millis>,
     timer: Option<Millis>,
-    /// SplitMix64 state for jitter, seeded from input bytes.
-    rng: u64,
+    /// Jitter, from seed bytes.
+    rng: Entropy,
     /// Minimum wait the server asked for (`Retry-After`).
     retry_after: Millis,
 }
@@ -266,7 +267,7 @@ impl Client {
             ending: None,
             next_ping: None,
             timer: None,
-            rng: u64::from_le_bytes(seed),
+            rng: Entropy::from_seed(seed),
             retry_after: Millis::ZERO,
         }
     }
@@ -489,7 +490,7 @@ impl Client {
             .0
             .saturating_mul(1u64 << attempt.min(20));
         let ceiling = step.min(self.config.backoff_cap.0);
-        let jitter = self.next_random() % ceiling.saturating_add(1);
+        let jitter = self.rng.next_u64() % ceiling.saturating_add(1);
         self.state = State::Reconnecting {
             attempt,
             at: now.plus(floor).plus(Millis(jitter)),
@@ -639,13 +640,5 @@ impl Client {
             State::Reconnecting { at, .. } | State::Syncing { at: Some(at), .. } => Some(*at),
             _ => None,
         }
-    }
-
-    fn next_random(&mut self) -> u64 {
-        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
     }
 }

@@ -5,6 +5,7 @@
 //! the stored record. Every step is checked against [`crate::invariants`].
 
 use crate::client::{self, Client, ClientConfig};
+use crate::entropy::Entropy;
 use crate::invariants::{self, SocketLog, SubscriberWatch, Violation};
 use crate::protocol::{
     self, CreateJob, Pipeline, Seq, DEFAULT_TTL_SECS, LITERAL_PING, LITERAL_PONG,
@@ -100,7 +101,7 @@ pub struct Sim {
     pub violations: Vec<Violation>,
     /// The job's first token.
     pub token: Option<(Token, Millis)>,
-    rng: u64,
+    rng: Entropy,
 }
 
 impl Sim {
@@ -120,7 +121,7 @@ impl Sim {
             acked: Seq(0),
             violations: Vec::new(),
             token: None,
-            rng: seed,
+            rng: Entropy::from_seed(seed.to_le_bytes()),
         };
         sim.room_input(Input::Restored {
             record: None,
@@ -139,7 +140,7 @@ impl Sim {
                 ttl,
             },
             job_id: JOB_ID.into(),
-            token_random: self.random16(),
+            token_random: self.rng.next_bytes16(),
             origin: "http://127.0.0.1:8787".into(),
         };
         let r = self.room_request(input);
@@ -184,7 +185,7 @@ impl Sim {
     ) -> usize {
         let mut cfg = ClientConfig::new(JOB_ID);
         cfg.client_id = client_id.map(str::to_owned);
-        let seed = self.next_random().to_le_bytes();
+        let seed = self.rng.next_u64().to_le_bytes();
         self.clients.push(SimClient {
             machine: Client::new(cfg, token, expires_at, seed),
             socket: None,
@@ -383,7 +384,7 @@ impl Sim {
                     .iter()
                     .filter_map(|(id, s)| s.last_ping.map(|t| (*id, t)))
                     .collect();
-                let random = self.random16();
+                let random = self.rng.next_bytes16();
                 self.room_input(Input::Alarm { pings, random });
             }
             let due: Vec<usize> = (0..self.clients.len())
@@ -592,23 +593,5 @@ impl Sim {
     /// Sockets the runtime still holds (whether or not a client still uses them).
     pub fn held_sockets(&self) -> impl Iterator<Item = SocketId> + '_ {
         self.runtime.keys().copied()
-    }
-
-    fn next_random(&mut self) -> u64 {
-        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn random16(&mut self) -> [u8; 16] {
-        let a = self.next_random().to_le_bytes();
-        let b = self.next_random().to_le_bytes();
-        let mut out = [0u8; 16];
-        for (o, x) in out.iter_mut().zip(a.iter().chain(b.iter())) {
-            *o = *x;
-        }
-        out
     }
 }

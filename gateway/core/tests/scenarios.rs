@@ -39,6 +39,16 @@ fn nth(s: &Sim, n: usize) -> SocketId {
         .expect("that many sockets were accepted")
 }
 
+/// The app behind a client is gone: a fresh, never-started machine takes its place.
+fn forget(s: &mut Sim, client: usize) {
+    s.clients[client].machine = gateway_core::client::Client::new(
+        gateway_core::client::ClientConfig::new("sim-job"),
+        Token::from_string("x".into()),
+        None,
+        [0; 8],
+    );
+}
+
 fn clean(s: &Sim) {
     assert!(
         s.violations.is_empty(),
@@ -399,12 +409,7 @@ fn close_4002_for_a_zombie_while_a_pinging_client_stays() {
     s.start(zombie);
     s.settle();
     s.half_open(zombie); // its socket lingers in the room, nobody pings on it
-    s.clients[zombie].machine = gateway_core::client::Client::new(
-        gateway_core::client::ClientConfig::new("sim-job"),
-        Token::from_string("x".into()),
-        None,
-        [0; 8],
-    );
+    forget(&mut s, zombie);
     s.advance(Millis::from_mins(3));
     assert_eq!(socket_frames(&s, 1).1, Some(4002));
     assert_eq!(socket_frames(&s, 0).1, None);
@@ -756,12 +761,7 @@ fn reconnects_that_keep_failing_sync_state_over_http_and_see_the_end() {
     );
     // The hog leaves without reading the end; the sync reports completion.
     s.drop_link(hog);
-    s.clients[hog].machine = gateway_core::client::Client::new(
-        gateway_core::client::ClientConfig::new("sim-job"),
-        Token::from_string("x".into()),
-        None,
-        [0; 8],
-    );
+    forget(&mut s, hog);
     s.producer(r#"{"type":"complete"}"#);
     s.advance(Millis::from_mins(5));
     assert!(matches!(
@@ -791,12 +791,7 @@ fn reconnects_keep_going_without_a_fixed_retry_count() {
         "gave up while the job runs"
     );
     s.drop_link(hog);
-    s.clients[hog].machine = gateway_core::client::Client::new(
-        gateway_core::client::ClientConfig::new("sim-job"),
-        Token::from_string("x".into()),
-        None,
-        [0; 8],
-    );
+    forget(&mut s, hog);
     s.advance(Millis::from_mins(2));
     assert_eq!(s.clients[c].machine.state(), &State::Active);
     clean(&s);
