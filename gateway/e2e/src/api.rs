@@ -179,6 +179,29 @@ impl Api {
         }
     }
 
+    /// Posts events and returns the answer, or `None` when the gateway is not
+    /// reachable (it is being stopped).
+    pub async fn try_post_events(&self, job: &str, events: &Value) -> Option<Reply> {
+        let response = self
+            .http
+            .post(format!("{}/api/jobs/{job}/events", self.base))
+            .header("authorization", format!("Bearer {}", self.secret))
+            .header("content-type", "application/json")
+            .body(events.to_string())
+            .send()
+            .await
+            .ok()?;
+        let status = response.status().as_u16();
+        let text = response.text().await.ok()?;
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Some(Reply {
+            status,
+            headers: Vec::new(),
+            text,
+            json,
+        })
+    }
+
     /// A producer call: `Authorization: Bearer <PRODUCER_SECRET>`.
     pub async fn producer(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
         let auth = format!("Bearer {}", self.secret);
@@ -331,6 +354,39 @@ impl Api {
         }
     }
 
+    /// An upgrade request (with every WebSocket header) that the test expects
+    /// to be refused, sent as plain HTTP so the refusal's body can be read
+    /// (WebSocket clients drop it).
+    ///
+    /// # Panics
+    /// When the gateway switches protocols instead.
+    pub async fn refused_upgrade(&self, query: &str) -> Reply {
+        let headers = [
+            ("upgrade", "websocket"),
+            ("connection", "Upgrade"),
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ];
+        let reply = self
+            .raw("GET", &format!("/ws/progress?{query}"), &headers, None)
+            .await;
+        assert_ne!(reply.status, 101, "upgrade with {query:?} was accepted");
+        reply
+    }
+
+    /// The query string of an upgrade.
+    #[must_use]
+    pub fn query(job: &str, token: &str, client_id: Option<&str>, last_seq: Option<u64>) -> String {
+        let mut query = format!("jobId={job}&token={token}");
+        if let Some(client) = client_id {
+            query.push_str(&format!("&clientId={client}"));
+        }
+        if let Some(seq) = last_seq {
+            query.push_str(&format!("&lastSeq={seq}"));
+        }
+        query
+    }
+
     /// Subscribes with `jobId` and `token`, plus optional `clientId` and `lastSeq`.
     ///
     /// # Errors
@@ -342,14 +398,8 @@ impl Api {
         client_id: Option<&str>,
         last_seq: Option<u64>,
     ) -> Result<Sub, SubscribeError> {
-        let mut query = format!("jobId={job}&token={token}");
-        if let Some(client) = client_id {
-            query.push_str(&format!("&clientId={client}"));
-        }
-        if let Some(seq) = last_seq {
-            query.push_str(&format!("&lastSeq={seq}"));
-        }
-        self.subscribe_query(&query).await
+        self.subscribe_query(&Self::query(job, token, client_id, last_seq))
+            .await
     }
 
     /// Subscribes and asserts that the upgrade succeeds.

@@ -22,15 +22,27 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// Runs the command given as arguments in the background and waits on its
 /// own stdin, a pipe whose other end only the test process holds. When that
 /// end closes (the fixture stops it, or the test process died in any way),
-/// the whole process group (this shell, wrangler and its workerd) is killed.
+/// the whole process group (this shell, wrangler and its workerd) is killed;
+/// a shared gateway's directory (`E2E_REMOVE_ON_EXIT`) is removed as well.
 const WATCHDOG: &str = r#"
 "$@" </dev/null &
 read -r _ || true
 trap '' TERM
 kill -TERM 0 2>/dev/null
 sleep 5
+if [ -n "${E2E_REMOVE_ON_EXIT:-}" ]; then rm -rf -- "$E2E_REMOVE_ON_EXIT"; fi
 kill -KILL 0 2>/dev/null
 "#;
+
+/// What the wasm build depends on, relative to the repository root.
+const BUILD_INPUTS: [&str; 6] = [
+    "gateway/worker",
+    "gateway/core",
+    "Cargo.toml",
+    "Cargo.lock",
+    "scripts/build-worker.sh",
+    "package-lock.json",
+];
 
 /// The repository root (two levels above this crate).
 #[must_use]
@@ -39,8 +51,9 @@ pub fn repo_root() -> PathBuf {
     here.canonicalize().unwrap_or(here)
 }
 
-/// Builds the Worker with `scripts/build-worker.sh`, once per test binary.
-/// `E2E_SKIP_BUILD=1` uses an existing `build/` instead (it must exist).
+/// Builds the Worker with `scripts/build-worker.sh`, once per test binary,
+/// unless `build/index_bg.wasm` is newer than every input of the build.
+/// `E2E_SKIP_BUILD=1` uses an existing `build/` as it is (it must exist).
 ///
 /// # Panics
 /// When the build fails, with its output.
@@ -58,6 +71,10 @@ pub fn ensure_built() {
                     entry.display()
                 ))
             };
+        }
+        if build_is_fresh(&root) {
+            eprintln!("[e2e] build/ is newer than its sources; not rebuilding");
+            return Ok(());
         }
         let started = Instant::now();
         let output = Command::new(root.join("scripts/build-worker.sh"))
@@ -85,6 +102,32 @@ pub fn ensure_built() {
     }
 }
 
+fn build_is_fresh(root: &Path) -> bool {
+    let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+    let (Some(built), Some(_)) = (
+        modified(&root.join("build/index_bg.wasm")),
+        modified(&root.join("build/index.js")),
+    ) else {
+        return false;
+    };
+    let mut stack: Vec<PathBuf> = BUILD_INPUTS.iter().map(|p| root.join(p)).collect();
+    while let Some(path) = stack.pop() {
+        if path
+            .file_name()
+            .is_some_and(|n| n == "target" || n == "build")
+        {
+            continue;
+        }
+        if modified(&path).is_some_and(|m| m > built) {
+            return false;
+        }
+        if let Ok(entries) = fs::read_dir(&path) {
+            stack.extend(entries.flatten().map(|e| e.path()));
+        }
+    }
+    true
+}
+
 /// One running (or stopped) local gateway.
 #[derive(Debug)]
 pub struct Gateway {
@@ -93,6 +136,8 @@ pub struct Gateway {
     port: u16,
     secret: String,
     starts: u32,
+    /// Shared gateways are never dropped: the watchdog removes their dir.
+    shared: bool,
     running: Option<Running>,
 }
 
@@ -114,6 +159,38 @@ impl Gateway {
     /// (wrangler's log is part of the message).
     #[must_use]
     pub fn start() -> Self {
+        Self::start_with_vars(&[])
+    }
+
+    /// The gateway of this test binary, started on first use and shared by
+    /// its tests (each uses its own jobs). It is never dropped: the watchdog
+    /// kills its process group when the test binary exits.
+    pub fn shared() -> &'static Self {
+        static SHARED: OnceLock<Gateway> = OnceLock::new();
+        SHARED.get_or_init(|| Self::start_static(&[]))
+    }
+
+    /// Starts a gateway meant to live in a `static` (never dropped): like
+    /// [`Gateway::start_with_vars`], but the watchdog also removes its
+    /// directory when the test binary exits.
+    ///
+    /// # Panics
+    /// As [`Gateway::start`].
+    #[must_use]
+    pub fn start_static(vars: &[(&str, &str)]) -> Self {
+        Self::launch(vars, true)
+    }
+
+    /// Like [`Gateway::start`], with extra or overridden Worker vars.
+    ///
+    /// # Panics
+    /// As [`Gateway::start`].
+    #[must_use]
+    pub fn start_with_vars(vars: &[(&str, &str)]) -> Self {
+        Self::launch(vars, false)
+    }
+
+    fn launch(vars: &[(&str, &str)], shared: bool) -> Self {
         ensure_built();
         let dir = tempfile::Builder::new()
             .prefix("gateway-e2e-")
@@ -129,9 +206,10 @@ impl Gateway {
             port: free_port(),
             secret,
             starts: 0,
+            shared,
             running: None,
         };
-        gateway.write_config();
+        gateway.write_config(vars);
         gateway.spawn();
         gateway
     }
@@ -172,11 +250,21 @@ impl Gateway {
     /// Stops wrangler and workerd (the whole process group), waiting until
     /// every process of the group is gone. Storage stays on disk.
     pub fn stop(&mut self) {
+        self.stop_with(Signal::SIGTERM);
+    }
+
+    /// Kills wrangler and workerd at once with SIGKILL (a crash: nothing gets
+    /// to flush or close sockets), waiting until the group is gone.
+    pub fn crash(&mut self) {
+        self.stop_with(Signal::SIGKILL);
+    }
+
+    fn stop_with(&mut self, signal: Signal) {
         let Some(mut running) = self.running.take() else {
             return;
         };
         drop(running.lifeline.take());
-        let _ = killpg(running.group, Signal::SIGTERM);
+        let _ = killpg(running.group, signal);
         let deadline = Instant::now() + STOP_GRACE;
         let mut killed = false;
         loop {
@@ -197,8 +285,8 @@ impl Gateway {
         let _ = running.child.wait();
     }
 
-    /// Stops the gateway and starts it again on the same port and the same
-    /// persistence directory (a redeploy or a crash of the whole runtime).
+    /// Stops the gateway (if running) and starts it again on the same port
+    /// and the same persistence directory (a redeploy, or after [`Gateway::crash`]).
     ///
     /// # Panics
     /// When it does not become healthy again.
@@ -213,7 +301,7 @@ impl Gateway {
         self.running.is_some()
     }
 
-    fn write_config(&self) {
+    fn write_config(&self, vars: &[(&str, &str)]) {
         let source = self.root.join("wrangler.toml");
         let text = fs::read_to_string(&source)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", source.display()));
@@ -230,6 +318,16 @@ impl Gateway {
             "main".into(),
             toml::Value::String(self.root.join(main).display().to_string()),
         );
+        if !vars.is_empty() {
+            let table = config
+                .entry("vars")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let Some(table) = table.as_table_mut() {
+                for (name, value) in vars {
+                    table.insert((*name).to_owned(), toml::Value::String((*value).to_owned()));
+                }
+            }
+        }
         let rendered = toml::to_string(&config).unwrap_or_else(|e| panic!("{e}"));
         fs::write(self.dir.path().join("wrangler.toml"), rendered)
             .unwrap_or_else(|e| panic!("cannot write the test config: {e}"));
@@ -255,7 +353,11 @@ impl Gateway {
             "{} missing: run scripts/setup.sh first",
             wrangler.display()
         );
-        let mut child = Command::new("sh")
+        let mut command = Command::new("sh");
+        if self.shared {
+            command.env("E2E_REMOVE_ON_EXIT", dir);
+        }
+        let mut child = command
             .arg("-c")
             .arg(WATCHDOG)
             .arg("e2e-wrangler")
@@ -271,6 +373,8 @@ impl Gateway {
             .args(["--show-interactive-dev-session", "false"])
             .current_dir(dir)
             .env("WRANGLER_SEND_METRICS", "false")
+            // No banner, so no update check against the npm registry either.
+            .env("WRANGLER_HIDE_BANNER", "true")
             .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
             .env("WRANGLER_LOG_PATH", dir.join("wrangler-debug-logs"))
             .env("NO_COLOR", "1")

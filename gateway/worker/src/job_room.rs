@@ -1,0 +1,480 @@
+//! The job room Durable Object: one per job, on SQLite-backed storage, with
+//! hibernatable sockets. It only translates: a request, a socket event or the
+//! alarm becomes one core [`Input`]; each [`Effect`] becomes one runtime call,
+//! in order, and a `Persist` is awaited before anything that follows it.
+//!
+//! The room lives in memory while the instance is warm. A cold instance reads
+//! its one storage record once and restores the room with the attachments of
+//! the sockets the runtime kept. If storage fails, the room is dropped from
+//! memory (the next event reads storage again) and its sockets are closed with
+//! the core's internal-error code.
+
+use std::cell::RefCell;
+
+use gateway_core::error::GatewayError;
+use gateway_core::http::{self, Route};
+use gateway_core::protocol::{parse_create_job, LITERAL_PING, LITERAL_PONG};
+use gateway_core::room::{
+    Attachment, Effect, Input, JobRecord, Level, Log, Room, RoomConfig, SocketId, WireFrame,
+};
+use gateway_core::Millis;
+use tracing::Instrument;
+use worker::{
+    durable_object, DurableObject, Env, Request, Response, Result, State, WebSocket,
+    WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
+};
+
+use crate::router::{JOB_ID_HEADER, ORIGIN_HEADER};
+use crate::{guard, log, reply, runtime};
+
+/// The one storage key: the whole job record, so a cold upgrade reads once.
+const RECORD_KEY: &str = "job";
+/// Optional var: sockets per job (SPEC §6 default 32).
+const MAX_SOCKETS_VAR: &str = "MAX_SOCKETS_PER_JOB";
+/// Optional var: the subscribers' ping interval in ms (idle after twice it).
+const PING_INTERVAL_VAR: &str = "PING_INTERVAL_MS";
+
+/// One job's room.
+#[durable_object]
+pub struct JobRoom {
+    state: State,
+    env: Env,
+    config: RoomConfig,
+    room: RefCell<Option<Room>>,
+}
+
+/// What the effects of one input produced for the caller.
+#[derive(Default)]
+struct Outcome {
+    response: Option<gateway_core::room::Response>,
+    accepted: Option<WebSocket>,
+}
+
+/// Storage failed; the room has been dropped and its sockets closed.
+struct StorageFailed(worker::Error);
+
+impl DurableObject for JobRoom {
+    fn new(state: State, env: Env) -> Self {
+        log::init();
+        guard::install();
+        // The runtime answers the literal ping itself, without waking the room.
+        match WebSocketRequestResponsePair::new(LITERAL_PING, LITERAL_PONG) {
+            Ok(pair) => state.set_websocket_auto_response(&pair),
+            Err(e) => tracing::error!(error = ?e, event = "auto_response_failed"),
+        }
+        let mut config = RoomConfig::default();
+        if let Some(n) = var_u64(&env, MAX_SOCKETS_VAR).and_then(|n| usize::try_from(n).ok()) {
+            config.max_sockets = n;
+        }
+        if let Some(ms) = var_u64(&env, PING_INTERVAL_VAR) {
+            config.ping_interval = Millis(ms);
+        }
+        Self {
+            state,
+            env,
+            config,
+            room: RefCell::new(None),
+        }
+    }
+
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        let span = tracing::info_span!("job_room", job_id = %self.job_id());
+        guard::guarded(&self.state, self.on_request(req).instrument(span)).await
+    }
+
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> Result<()> {
+        let frame = match message {
+            WebSocketIncomingMessage::String(text) => WireFrame::Text(text),
+            WebSocketIncomingMessage::Binary(bytes) => WireFrame::Binary(bytes.len()),
+        };
+        let span = tracing::info_span!("job_room", job_id = %self.job_id());
+        guard::guarded(
+            &self.state,
+            self.on_socket(ws, Some(frame)).instrument(span),
+        )
+        .await
+    }
+
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        _code: usize,
+        _reason: String,
+        _clean: bool,
+    ) -> Result<()> {
+        // Complete the closing handshake; the socket may already be closed.
+        let _ = ws.close::<&str>(None, None);
+        let span = tracing::info_span!("job_room", job_id = %self.job_id());
+        guard::guarded(&self.state, self.on_socket(ws, None).instrument(span)).await
+    }
+
+    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
+        let span = tracing::info_span!("job_room", job_id = %self.job_id());
+        guard::guarded(&self.state, self.on_socket(ws, None).instrument(span)).await
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        let span = tracing::info_span!("job_room", job_id = %self.job_id());
+        guard::guarded(&self.state, self.on_alarm().instrument(span)).await
+    }
+}
+
+impl JobRoom {
+    // --- events → inputs ----------------------------------------------------
+
+    async fn on_request(&self, mut req: Request) -> Result<Response> {
+        let started = runtime::now();
+        let url = req.url()?;
+        let route = http::route(req.method().as_ref(), url.path());
+        let cors = matches!(
+            route,
+            Route::Cancel(_) | Route::JobState(_) | Route::Upgrade
+        )
+        .then(|| reply::cors_origin(&req, &self.env))
+        .flatten();
+        let cors = cors.as_deref();
+        let bearer = || -> Result<std::result::Result<String, gateway_core::HttpError>> {
+            let header = req.headers().get("authorization")?;
+            Ok(http::require_bearer(header.as_deref()).map(str::to_owned))
+        };
+        // Read everything the input needs before touching the room: reading a
+        // body is not a storage operation and lets other events in.
+        let input = match route {
+            Route::CreateJob => {
+                let body = req.bytes().await?;
+                let job_id = req.headers().get(JOB_ID_HEADER)?.unwrap_or_default();
+                let origin = req.headers().get(ORIGIN_HEADER)?.unwrap_or_default();
+                match parse_create_job(&body) {
+                    Ok(request) => Input::Create {
+                        request,
+                        job_id,
+                        token_random: runtime::random_bytes()?,
+                        origin,
+                    },
+                    Err(e) => return reply::error(&e, None),
+                }
+            }
+            Route::Upgrade => {
+                let upgrade = req.headers().get("upgrade")?;
+                match http::parse_upgrade(upgrade.as_deref(), url.query().unwrap_or_default()) {
+                    Ok(up) => Input::Upgrade(up),
+                    Err(e) => return reply::error(&e, None),
+                }
+            }
+            Route::Events(_) => Input::Events {
+                body: req.bytes().await?,
+            },
+            Route::Inspect(_) => Input::Inspect,
+            Route::Revoke(_) => Input::Revoke,
+            Route::Cancel(_) => match bearer()? {
+                Ok(token) => Input::Cancel { token },
+                Err(e) => return reply::error(&e, cors),
+            },
+            Route::JobState(_) => match bearer()? {
+                Ok(token) => Input::JobState { token },
+                Err(e) => return reply::error(&e, cors),
+            },
+            Route::Health | Route::Preflight => return reply::json(200, "{}".into(), None, None),
+            Route::Refused(e) => return reply::error(&e, None),
+        };
+        let upgrade = matches!(input, Input::Upgrade(_));
+        let (restored, storage_ms) = match self.wake(started).await {
+            Ok(woke) => woke,
+            Err(StorageFailed(e)) => return self.internal_error(&e, cors),
+        };
+        let accept_started = runtime::now();
+        let effects = self.step(restored, input);
+        let outcome = match self.apply(effects).await {
+            Ok(outcome) => outcome,
+            Err(StorageFailed(e)) => return self.internal_error(&e, cors),
+        };
+        if upgrade {
+            let done = runtime::now();
+            tracing::info!(
+                event = "upgrade_timing",
+                cold = storage_ms.is_some(),
+                storage_ms = storage_ms.map_or(0, |m| m.0),
+                accept_ms = done.minus(accept_started).0,
+                total_ms = done.minus(started).0,
+                accepted = outcome.accepted.is_some(),
+            );
+        }
+        if let Some(client) = outcome.accepted {
+            return Response::from_websocket(client);
+        }
+        match outcome.response {
+            Some(response) => reply::core(response, cors),
+            None => self.internal_error(
+                &worker::Error::RustError("the room gave no answer".into()),
+                cors,
+            ),
+        }
+    }
+
+    /// A frame (`Some`) or the end (`None`) of a socket.
+    async fn on_socket(&self, ws: WebSocket, frame: Option<WireFrame>) -> Result<()> {
+        let now = runtime::now();
+        let Some(attachment) = attachment(&ws) else {
+            // Not a socket this room accepted (or its attachment is gone).
+            if frame.is_some() {
+                close_internal(&ws);
+            }
+            return Ok(());
+        };
+        let socket = attachment.socket;
+        let span = tracing::info_span!("socket", socket = %socket);
+        async {
+            let (restored, _) = match self.wake(now).await {
+                Ok(woke) => woke,
+                Err(StorageFailed(_)) => return Ok(()),
+            };
+            let input = match frame {
+                Some(frame) => Input::Frame { socket, frame },
+                None => Input::Closed { socket },
+            };
+            let effects = self.step(restored, input);
+            let _ = self.apply(effects).await;
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn on_alarm(&self) -> Result<Response> {
+        let now = runtime::now();
+        let (restored, _) = self.wake(now).await.map_err(|StorageFailed(e)| e)?;
+        let pings = self
+            .state
+            .get_websockets()
+            .iter()
+            .filter_map(|ws| {
+                Some((
+                    attachment(ws)?.socket,
+                    runtime::last_auto_response(&self.state, ws)?,
+                ))
+            })
+            .collect();
+        let input = Input::Alarm {
+            pings,
+            random: runtime::random_bytes()?,
+        };
+        let effects = self.step(restored, input);
+        // An error makes the runtime retry the alarm.
+        self.apply(effects).await.map_err(|StorageFailed(e)| e)?;
+        Response::empty()
+    }
+
+    // --- the room -----------------------------------------------------------
+
+    /// Makes sure the room is in memory. Warm: no storage read. Cold: one read,
+    /// then `Restored` with the kept sockets' attachments; returns its effects
+    /// and how long the read took.
+    async fn wake(
+        &self,
+        now: Millis,
+    ) -> std::result::Result<(Vec<Effect>, Option<Millis>), StorageFailed> {
+        if self.room.borrow().is_some() {
+            return Ok((Vec::new(), None));
+        }
+        let read_started = runtime::now();
+        let record = match self.read_record().await {
+            Ok(record) => record,
+            Err(e) => {
+                self.fail(&e);
+                return Err(StorageFailed(e));
+            }
+        };
+        let storage_ms = runtime::now().minus(read_started);
+        // Storage reads hold the input gate, so no other event restored the
+        // room meanwhile; keep the first restore if that ever changes.
+        if self.room.borrow().is_some() {
+            return Ok((Vec::new(), Some(storage_ms)));
+        }
+        let sockets = self
+            .state
+            .get_websockets()
+            .iter()
+            .filter_map(attachment)
+            .collect();
+        let mut room = Room::new(self.config);
+        let effects = room.handle(now, Input::Restored { record, sockets });
+        *self.room.borrow_mut() = Some(room);
+        Ok((effects, Some(storage_ms)))
+    }
+
+    async fn read_record(&self) -> Result<Option<JobRecord>> {
+        let text: Option<String> = self.state.storage().get(RECORD_KEY).await?;
+        text.map(|t| {
+            serde_json::from_str(&t)
+                .map_err(|e| worker::Error::RustError(format!("stored job record: {e}")))
+        })
+        .transpose()
+    }
+
+    /// Runs one input; the restore effects (if any) come first.
+    fn step(&self, mut effects: Vec<Effect>, input: Input) -> Vec<Effect> {
+        let now = runtime::now();
+        if let Some(room) = self.room.borrow_mut().as_mut() {
+            effects.extend(room.handle(now, input));
+        }
+        effects
+    }
+
+    // --- effects → runtime calls ----------------------------------------------
+
+    async fn apply(&self, effects: Vec<Effect>) -> std::result::Result<Outcome, StorageFailed> {
+        let mut outcome = Outcome::default();
+        for effect in effects {
+            match effect {
+                Effect::Respond(response) => outcome.response = Some(response),
+                Effect::Accept { socket, attachment } => match self.accept(socket, &attachment) {
+                    Ok(client) => outcome.accepted = Some(client),
+                    Err(e) => {
+                        tracing::error!(socket = %socket, error = %e, event = "accept_failed");
+                        outcome.response = Some(reply::internal().into());
+                    }
+                },
+                Effect::Send { socket, text } => {
+                    if let Some(ws) = self.socket(socket) {
+                        if let Err(e) = ws.send_with_str(&text) {
+                            tracing::warn!(socket = %socket, error = %e, event = "send_failed");
+                        }
+                    }
+                }
+                Effect::Close {
+                    socket,
+                    code,
+                    reason,
+                } => {
+                    if let Some(ws) = self.socket(socket) {
+                        let _ = ws.close(Some(code.as_u16()), Some(reason));
+                    }
+                }
+                Effect::Persist(record) => {
+                    let write = match serde_json::to_string(&record) {
+                        Ok(text) => self.state.storage().put(RECORD_KEY, text).await,
+                        Err(e) => Err(worker::Error::RustError(format!("job record: {e}"))),
+                    };
+                    if let Err(e) = write {
+                        self.fail(&e);
+                        return Err(StorageFailed(e));
+                    }
+                }
+                Effect::Forget => {
+                    let storage = self.state.storage();
+                    let forget = match storage.delete_alarm().await {
+                        Ok(()) => storage.delete_all().await,
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = forget {
+                        self.fail(&e);
+                        return Err(StorageFailed(e));
+                    }
+                }
+                Effect::SetAlarm(at) => {
+                    let storage = self.state.storage();
+                    let set = match at {
+                        Some(at) => {
+                            #[allow(clippy::cast_precision_loss)]
+                            let date = js_sys::Date::new(&js_sys::Number::from(at.0 as f64));
+                            storage.set_alarm(worker::ScheduledTime::new(date)).await
+                        }
+                        None => storage.delete_alarm().await,
+                    };
+                    if let Err(e) = set {
+                        self.fail(&e);
+                        return Err(StorageFailed(e));
+                    }
+                }
+                Effect::Log(entry) => emit(&entry),
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn accept(&self, socket: SocketId, attachment: &Attachment) -> Result<WebSocket> {
+        let pair = WebSocketPair::new()?;
+        let tag = socket.to_string();
+        self.state
+            .accept_websocket_with_tags(&pair.server, &[tag.as_str()]);
+        let text = serde_json::to_string(attachment)
+            .map_err(|e| worker::Error::RustError(e.to_string()))?;
+        pair.server.serialize_attachment(text)?;
+        Ok(pair.client)
+    }
+
+    fn socket(&self, socket: SocketId) -> Option<WebSocket> {
+        self.state
+            .get_websockets_with_tag(&socket.to_string())
+            .into_iter()
+            .next()
+    }
+
+    /// Storage failed: close every socket with the internal-error code and
+    /// drop the room, so the next event starts from storage again.
+    fn fail(&self, error: &worker::Error) {
+        tracing::error!(error = %error, event = "storage_failed");
+        self.room.borrow_mut().take();
+        for ws in self.state.get_websockets() {
+            close_internal(&ws);
+        }
+    }
+
+    fn internal_error(&self, error: &worker::Error, cors: Option<&str>) -> Result<Response> {
+        tracing::error!(error = %error, event = "request_failed");
+        reply::error(&reply::internal(), cors)
+    }
+
+    fn job_id(&self) -> String {
+        if let Ok(room) = self.room.try_borrow() {
+            if let Some(job) = room.as_ref().and_then(Room::job) {
+                return job.job_id.clone();
+            }
+        }
+        self.state.id().name().unwrap_or_default()
+    }
+}
+
+fn attachment(ws: &WebSocket) -> Option<Attachment> {
+    let text: String = ws.deserialize_attachment().ok()??;
+    serde_json::from_str(&text).ok()
+}
+
+fn close_internal(ws: &WebSocket) {
+    let error = GatewayError::Internal;
+    let _ = ws.close(
+        Some(error.close_code().as_u16()),
+        Some(error.close_reason()),
+    );
+}
+
+fn var_u64(env: &Env, name: &str) -> Option<u64> {
+    env.var(name).ok()?.to_string().trim().parse().ok()
+}
+
+/// One core log line as a `tracing` event with structured fields.
+fn emit(entry: &Log) {
+    let socket = entry.socket.map(|s| s.to_string());
+    let seq = entry.seq.map(|s| s.0);
+    let close_code = entry.close_code.map(gateway_core::CloseCode::as_u16);
+    match entry.level {
+        Level::Info => tracing::info!(
+            event = entry.event,
+            socket,
+            seq,
+            close_code,
+            value = entry.value
+        ),
+        Level::Warn => tracing::warn!(
+            event = entry.event,
+            socket,
+            seq,
+            close_code,
+            value = entry.value
+        ),
+    }
+}

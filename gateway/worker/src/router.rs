@@ -1,0 +1,107 @@
+//! The Worker's `fetch`: the core routes the request and runs the checks that
+//! need no job (426/400, producer secret, bearer presence, CORS); everything
+//! about a job goes to that job's room, the Durable Object named by its id.
+
+use gateway_core::http::{self, Route};
+use gateway_core::protocol::parse_create_job;
+use tracing::Instrument;
+use worker::{event, Context, Env, Headers, Method, Request, RequestInit, Response, Result};
+
+use crate::{log, reply, runtime};
+
+/// The Durable Object binding (wrangler.toml).
+pub const JOB_ROOM_BINDING: &str = "JOB_ROOM";
+/// The producer secret (a Worker secret; `.dev.vars` locally).
+pub const PRODUCER_SECRET: &str = "PRODUCER_SECRET";
+/// Internal header: the id of a job being created (the body's or a new one).
+pub const JOB_ID_HEADER: &str = "x-gateway-job-id";
+/// Internal header: `scheme://host` the producer called, for `wsUrl`/`stateUrl`.
+pub const ORIGIN_HEADER: &str = "x-gateway-origin";
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    log::init();
+    let span = tracing::info_span!("request", method = %req.method(), path = %req.path());
+    async move {
+        match handle(req, &env).await {
+            Ok(response) => Ok(response),
+            Err(e) => {
+                tracing::error!(error = %e, event = "worker_error");
+                reply::error(&reply::internal(), None)
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn handle(mut req: Request, env: &Env) -> Result<Response> {
+    let method = req.method().to_string();
+    let url = req.url()?;
+    let route = http::route(&method, url.path());
+    let cors = subscriber_route(&route)
+        .then(|| reply::cors_origin(&req, env))
+        .flatten();
+    let cors = cors.as_deref();
+    if route.is_producer() {
+        let secret = env
+            .secret(PRODUCER_SECRET)
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        let auth = req.headers().get("authorization")?;
+        if let Err(e) = http::authorize_producer(auth.as_deref(), &secret) {
+            return reply::error(&e, None);
+        }
+    }
+    match route {
+        Route::Health => reply::json(200, r#"{"status":"ok"}"#.to_owned(), None, None),
+        Route::Preflight => reply::preflight(cors),
+        Route::Refused(e) => reply::error(&e, cors),
+        Route::CreateJob => {
+            let body = req.bytes().await?;
+            let create = match parse_create_job(&body) {
+                Ok(c) => c,
+                Err(e) => return reply::error(&e, None),
+            };
+            let job_id = create.job_id.unwrap_or_else(runtime::new_job_id);
+            let headers = Headers::new();
+            headers.set("content-type", "application/json")?;
+            headers.set(JOB_ID_HEADER, &job_id)?;
+            headers.set(ORIGIN_HEADER, &url.origin().ascii_serialization())?;
+            let mut init = RequestInit::new();
+            init.with_method(Method::Post)
+                .with_headers(headers)
+                .with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
+            let inner = Request::new_with_init(url.as_str(), &init)?;
+            room(env, &job_id)?.fetch_with_request(inner).await
+        }
+        Route::Events(job) | Route::Inspect(job) | Route::Revoke(job) => {
+            room(env, &job)?.fetch_with_request(req).await
+        }
+        Route::Cancel(job) | Route::JobState(job) => {
+            if let Err(e) = http::require_bearer(req.headers().get("authorization")?.as_deref()) {
+                return reply::error(&e, cors);
+            }
+            room(env, &job)?.fetch_with_request(req).await
+        }
+        Route::Upgrade => {
+            let upgrade = req.headers().get("upgrade")?;
+            match http::parse_upgrade(upgrade.as_deref(), url.query().unwrap_or_default()) {
+                Ok(up) => room(env, &up.job_id)?.fetch_with_request(req).await,
+                Err(e) => reply::error(&e, cors),
+            }
+        }
+    }
+}
+
+/// Routes an app calls from a browser, which answer CORS.
+fn subscriber_route(route: &Route) -> bool {
+    matches!(
+        route,
+        Route::Upgrade | Route::Cancel(_) | Route::JobState(_) | Route::Preflight
+    )
+}
+
+fn room(env: &Env, job_id: &str) -> Result<worker::Stub> {
+    env.durable_object(JOB_ROOM_BINDING)?.get_by_name(job_id)
+}
