@@ -161,6 +161,16 @@ impl HttpError {
         )
     }
 
+    /// 500: the runtime failed (storage, a binding); the caller may retry.
+    #[must_use]
+    pub fn internal() -> Self {
+        Self::new(
+            500,
+            "internal_error",
+            "the gateway failed; retry with backoff",
+        )
+    }
+
     /// The JSON body.
     #[must_use]
     pub fn body(&self) -> String {

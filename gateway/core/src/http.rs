@@ -45,6 +45,15 @@ impl Route {
         )
     }
 
+    /// Whether the route is one an app calls from a browser, which answers CORS.
+    #[must_use]
+    pub const fn answers_cors(&self) -> bool {
+        matches!(
+            self,
+            Self::Upgrade | Self::Cancel(_) | Self::JobState(_) | Self::Preflight
+        )
+    }
+
     /// The job the route is about, if any (the Upgrade's is in its query).
     #[must_use]
     pub fn job_id(&self) -> Option<&str> {

@@ -130,12 +130,10 @@ impl JobRoom {
         let started = runtime::now();
         let url = req.url()?;
         let route = http::route(req.method().as_ref(), url.path());
-        let cors = matches!(
-            route,
-            Route::Cancel(_) | Route::JobState(_) | Route::Upgrade
-        )
-        .then(|| reply::cors_origin(&req, &self.env))
-        .flatten();
+        let cors = route
+            .answers_cors()
+            .then(|| reply::cors_origin(&req, &self.env))
+            .flatten();
         let cors = cors.as_deref();
         let bearer = || -> Result<std::result::Result<String, gateway_core::HttpError>> {
             let header = req.headers().get("authorization")?;
@@ -335,7 +333,7 @@ impl JobRoom {
                     Ok(client) => outcome.accepted = Some(client),
                     Err(e) => {
                         tracing::error!(socket = %socket, error = %e, event = "accept_failed");
-                        outcome.response = Some(reply::internal().into());
+                        outcome.response = Some(gateway_core::HttpError::internal().into());
                     }
                 },
                 Effect::Send { socket, text } => {
@@ -426,7 +424,7 @@ impl JobRoom {
 
     fn internal_error(&self, error: &worker::Error, cors: Option<&str>) -> Result<Response> {
         tracing::error!(error = %error, event = "request_failed");
-        reply::error(&reply::internal(), cors)
+        reply::error(&gateway_core::HttpError::internal(), cors)
     }
 
     fn job_id(&self) -> String {

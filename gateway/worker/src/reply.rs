@@ -51,16 +51,6 @@ pub fn error(e: &HttpError, cors: Option<&str>) -> Result<Response> {
     json(e.status, e.body(), e.retry_after, cors)
 }
 
-/// The refusal for a failure of the runtime (storage, a binding).
-#[must_use]
-pub fn internal() -> HttpError {
-    HttpError::new(
-        500,
-        "internal_error",
-        "the gateway failed; retry with backoff",
-    )
-}
-
 /// The origin to allow for this request on a subscriber route, per
 /// `ALLOWED_ORIGINS` (default `*`).
 #[must_use]

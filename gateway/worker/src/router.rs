@@ -27,7 +27,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             Ok(response) => Ok(response),
             Err(e) => {
                 tracing::error!(error = %e, event = "worker_error");
-                reply::error(&reply::internal(), None)
+                reply::error(&gateway_core::HttpError::internal(), None)
             }
         }
     }
@@ -39,7 +39,8 @@ async fn handle(mut req: Request, env: &Env) -> Result<Response> {
     let method = req.method().to_string();
     let url = req.url()?;
     let route = http::route(&method, url.path());
-    let cors = subscriber_route(&route)
+    let cors = route
+        .answers_cors()
         .then(|| reply::cors_origin(&req, env))
         .flatten();
     let cors = cors.as_deref();
@@ -92,14 +93,6 @@ async fn handle(mut req: Request, env: &Env) -> Result<Response> {
             }
         }
     }
-}
-
-/// Routes an app calls from a browser, which answer CORS.
-fn subscriber_route(route: &Route) -> bool {
-    matches!(
-        route,
-        Route::Upgrade | Route::Cancel(_) | Route::JobState(_) | Route::Preflight
-    )
 }
 
 fn room(env: &Env, job_id: &str) -> Result<worker::Stub> {
