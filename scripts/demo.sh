@@ -16,7 +16,7 @@ cargo build --release -q -p gateway-client --bin progress-gateway
 SECRET="$(sed -n 's/^PRODUCER_SECRET=//p' .dev.vars | head -n1)"
 
 log="$(mktemp)"
-setsid env WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false \
+setsid env WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false WRANGLER_HIDE_BANNER=true \
   node_modules/.bin/wrangler dev --local --ip 127.0.0.1 --port "$PORT" --persist-to "$PERSIST" \
   >"$log" 2>&1 &
 WRANGLER=$!
