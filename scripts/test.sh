@@ -19,6 +19,12 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p gateway-core --all-targets --features fuzzing -- -D warnings
 
+step "the core stays sans-IO: no worker, tokio or wasm in gateway-core's dependencies"
+if cargo tree -p gateway-core -e normal --prefix none | grep -E '^(worker|tokio|wasm-bindgen|js-sys)[ -]'; then
+  echo "gateway-core must not depend on the runtime" >&2
+  exit 1
+fi
+
 step "cargo test --workspace (unit, scenarios, properties, end-to-end in workerd)"
 cargo test --workspace
 
