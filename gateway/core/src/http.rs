@@ -23,6 +23,9 @@ pub enum Route {
     Inspect(String),
     /// `POST /api/jobs/{id}/revoke` (producer).
     Revoke(String),
+    /// `POST /api/jobs/{id}/tokens` (producer): a new subscriber token, e.g.
+    /// after a revoke, for a user who signed in again.
+    IssueToken(String),
     /// `POST /api/jobs/{id}/cancel` (subscriber token).
     Cancel(String),
     /// `GET /api/job-state/{id}` (subscriber token).
@@ -41,7 +44,11 @@ impl Route {
     pub const fn is_producer(&self) -> bool {
         matches!(
             self,
-            Self::CreateJob | Self::Events(_) | Self::Inspect(_) | Self::Revoke(_)
+            Self::CreateJob
+                | Self::Events(_)
+                | Self::Inspect(_)
+                | Self::Revoke(_)
+                | Self::IssueToken(_)
         )
     }
 
@@ -61,6 +68,7 @@ impl Route {
             Self::Events(j)
             | Self::Inspect(j)
             | Self::Revoke(j)
+            | Self::IssueToken(j)
             | Self::Cancel(j)
             | Self::JobState(j) => Some(j),
             _ => None,
@@ -103,13 +111,14 @@ pub fn route(method: &str, path: &str) -> Route {
         ("POST", ["api", "jobs", id, "events"]) => job(id, Route::Events),
         ("GET", ["api", "jobs", id]) => job(id, Route::Inspect),
         ("POST", ["api", "jobs", id, "revoke"]) => job(id, Route::Revoke),
+        ("POST", ["api", "jobs", id, "tokens"]) => job(id, Route::IssueToken),
         ("POST", ["api", "jobs", id, "cancel"]) => job(id, Route::Cancel),
         ("GET", ["api", "job-state", id]) => job(id, Route::JobState),
         ("GET", ["ws", "progress"]) => Route::Upgrade,
         (_, ["healthz"] | ["ws", "progress"] | ["api", "job-state", _] | ["api", "jobs", _]) => {
             Route::Refused(method_not_allowed("GET"))
         }
-        (_, ["api", "jobs"] | ["api", "jobs", _, "events" | "revoke" | "cancel"]) => {
+        (_, ["api", "jobs"] | ["api", "jobs", _, "events" | "revoke" | "cancel" | "tokens"]) => {
             Route::Refused(method_not_allowed("POST"))
         }
         _ => Route::Refused(not_found()),
@@ -259,6 +268,11 @@ mod tests {
             Route::JobState("j1".into())
         );
         assert_eq!(route("OPTIONS", "/ws/progress"), Route::Preflight);
+        assert_eq!(
+            route("POST", "/api/jobs/j1/tokens"),
+            Route::IssueToken("j1".into())
+        );
+        assert!(route("POST", "/api/jobs/j1/tokens").is_producer());
         assert!(matches!(route("GET", "/nope"), Route::Refused(e) if e.status == 404));
         assert!(matches!(route("DELETE", "/api/jobs/j1"), Route::Refused(e) if e.status == 405));
         assert!(route("POST", "/api/jobs").is_producer());

@@ -329,6 +329,11 @@ pub enum Input {
     Inspect,
     /// `POST /api/jobs/{id}/revoke` by the producer.
     Revoke,
+    /// `POST /api/jobs/{id}/tokens` by the producer.
+    IssueToken {
+        /// Random bytes for the token.
+        random: [u8; 16],
+    },
     /// The alarm fired.
     Alarm {
         /// Time of each socket's last runtime-answered ping.
@@ -534,6 +539,7 @@ impl Room {
                 Err(e) => e.into(),
             })),
             Input::Revoke => self.revoke(now, &mut out),
+            Input::IssueToken { random } => self.issue_token(now, random, &mut out),
             Input::Alarm { pings, random } => {
                 // The runtime's alarm is spent once it fires, due timers or not.
                 self.alarm = None;
@@ -1045,6 +1051,29 @@ impl Room {
                 }
             }
         }
+    }
+
+    /// A new token on the producer's request (e.g. after a revoke). Live
+    /// sockets get it too, so none is left holding only a dropped token.
+    fn issue_token(&mut self, now: Millis, random: [u8; 16], out: &mut Vec<Effect>) {
+        let Some(job) = self.job.as_mut() else {
+            return out.push(Effect::Respond(HttpError::job_not_found().into()));
+        };
+        let (token, expires_at) = job.tokens.issue(now, random);
+        let header = job.header();
+        let body = serde_json::json!({
+            "jobId": job.job_id,
+            "token": token.expose(),
+            "expiresAt": expires_at.0,
+        });
+        self.persist_update(now, true, out);
+        let msg = ServerMessage::TokenRefresh {
+            token: token.expose().to_owned(),
+            expires_at,
+        };
+        let ids: Vec<SocketId> = self.sockets.keys().copied().collect();
+        self.broadcast(now, &header, &ids, None, &msg, out);
+        out.push(Effect::Respond(ok(202, &body)));
     }
 
     fn refresh_token(&mut self, now: Millis, random: [u8; 16], out: &mut Vec<Effect>) {

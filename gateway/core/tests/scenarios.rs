@@ -935,3 +935,33 @@ fn a_stale_close_never_removes_a_socket_accepted_after_a_restart() {
     assert_eq!(s.clients[a].machine.view().processed_count, 1);
     clean(&s);
 }
+
+#[test]
+fn after_a_revoke_the_producer_issues_a_new_token_that_works() {
+    let (mut s, c) = connected(Some("phone"));
+    s.room_request(Input::Revoke);
+    s.settle();
+    assert_eq!(
+        s.clients[c].machine.state(),
+        &State::Failed(FailReason::Revoked)
+    );
+    let r = s.room_request(Input::IssueToken { random: [9; 16] });
+    assert_eq!(r.status, 202);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let token = Token::from_string(v["token"].as_str().unwrap().to_owned());
+    let expires = Millis(v["expiresAt"].as_u64().unwrap());
+    assert_eq!(expires, s.now.plus(Millis::from_hours(2)));
+    let again = s.add_client_with(Some("phone"), token, Some(expires));
+    s.start(again);
+    s.settle();
+    assert_eq!(s.clients[again].machine.state(), &State::Active);
+    // A second issue reaches the live socket as a token_refresh.
+    s.room_request(Input::IssueToken { random: [10; 16] });
+    s.settle();
+    assert_eq!(
+        socket_frames(&s, 1).0.last(),
+        Some(&(None, "token_refresh"))
+    );
+    assert!(s.clients[again].machine.token_expires_at().is_some());
+    clean(&s);
+}

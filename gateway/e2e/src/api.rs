@@ -293,6 +293,12 @@ impl Api {
             .await
     }
 
+    /// `POST /api/jobs/{job}/tokens` with the producer secret.
+    pub async fn issue_token(&self, job: &str) -> Reply {
+        self.producer("POST", &format!("/api/jobs/{job}/tokens"), None)
+            .await
+    }
+
     /// The upgrade URL for a query string (without the leading `?`).
     #[must_use]
     pub fn ws_url(&self, query: &str) -> String {

@@ -419,6 +419,17 @@ async fn revoke_closes_live_sockets_with_1008_and_refuses_the_token() {
         .await
         .assert_error(401);
     api.job_state(&job.id, &job.token).await.assert_error(401);
+    // The backend issues a new token for the user who signed in again.
+    let issued = api.issue_token(&job.id).await;
+    assert_eq!(issued.status, 202, "{}", issued.text);
+    let fresh: serde_json::Value = serde_json::from_str(&issued.text).expect("json");
+    let fresh = fresh["token"].as_str().expect("token").to_owned();
+    assert_ne!(fresh, job.token);
+    let mut again = api.subscribe(&job.id, &fresh).await;
+    assert_eq!(
+        again.expect_type("snapshot").await["payload"]["status"],
+        "pending"
+    );
 }
 
 #[tokio::test]

@@ -168,6 +168,9 @@ impl JobRoom {
             },
             Route::Inspect(_) => Input::Inspect,
             Route::Revoke(_) => Input::Revoke,
+            Route::IssueToken(_) => Input::IssueToken {
+                random: runtime::random_bytes()?,
+            },
             Route::Cancel(_) => match bearer()? {
                 Ok(token) => Input::Cancel { token },
                 Err(e) => return reply::error(&e, cors),

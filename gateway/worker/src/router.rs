@@ -76,7 +76,7 @@ async fn handle(mut req: Request, env: &Env) -> Result<Response> {
             let inner = Request::new_with_init(url.as_str(), &init)?;
             room(env, &job_id)?.fetch_with_request(inner).await
         }
-        Route::Events(job) | Route::Inspect(job) | Route::Revoke(job) => {
+        Route::Events(job) | Route::Inspect(job) | Route::Revoke(job) | Route::IssueToken(job) => {
             room(env, &job)?.fetch_with_request(req).await
         }
         Route::Cancel(job) | Route::JobState(job) => {
