@@ -619,6 +619,8 @@ pub enum RoomOp {
     Inspect,
     /// `POST …/revoke`.
     Revoke,
+    /// `POST /api/jobs/{id}/tokens`.
+    IssueToken([u8; 16]),
     /// `POST /api/jobs` again (409 while the job exists).
     CreateAgain,
 }
@@ -801,6 +803,10 @@ fn room_step(sim: &mut Sim, op: &RoomOp, first_token: &str) {
         }
         RoomOp::Revoke => {
             let status = one_response(sim, Input::Revoke);
+            assert!(matches!(status, 202 | 404), "{status}");
+        }
+        RoomOp::IssueToken(random) => {
+            let status = one_response(sim, Input::IssueToken { random: *random });
             assert!(matches!(status, 202 | 404), "{status}");
         }
         RoomOp::CreateAgain => {
