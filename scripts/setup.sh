@@ -21,6 +21,14 @@ apt_once() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
+# --- basics -------------------------------------------------------------------
+command -v curl >/dev/null || apt_once curl
+command -v cc >/dev/null || apt_once gcc libc6-dev
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "[setup] Node.js >= 20 with npm is required (wrangler 4.86 runs on Node 20)" >&2
+  exit 1
+fi
+
 # --- wasm target ---------------------------------------------------------
 route=rustup
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
