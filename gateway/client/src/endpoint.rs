@@ -10,25 +10,23 @@ pub enum EndpointError {
     /// Not `http://`, `https://`, `ws://` or `wss://`.
     #[error("base URL must start with http://, https://, ws:// or wss:// (got {0:?})")]
     Scheme(String),
-    /// `https`/`wss` without TLS support compiled in.
-    #[error("TLS is not built into this client: use an http:// or ws:// base URL (e.g. a local gateway or a TLS-terminating proxy)")]
-    TlsUnsupported,
     /// A query or fragment on the base URL.
     #[error("base URL must not carry a query or fragment")]
     Query,
 }
 
-/// The gateway's base URL (e.g. `http://127.0.0.1:8787`).
+/// The gateway's base URL (e.g. `http://127.0.0.1:8787`, `https://gw.example.workers.dev`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Endpoint {
-    /// `http://host[:port][/prefix]`, no trailing slash.
+    /// `http[s]://host[:port][/prefix]`, no trailing slash.
     http: String,
-    /// `ws://host[:port][/prefix]`, no trailing slash.
+    /// `ws[s]://host[:port][/prefix]`, no trailing slash.
     ws: String,
 }
 
 impl Endpoint {
-    /// Parses a base URL; `ws://` and `http://` name the same gateway.
+    /// Parses a base URL; `ws://` and `http://` name the same gateway, and so
+    /// do `wss://` and `https://` (TLS for both the upgrade and the HTTP calls).
     pub fn parse(base: &str) -> Result<Self, EndpointError> {
         let base = base.trim().trim_end_matches('/');
         if base.contains(['?', '#']) {
@@ -48,13 +46,17 @@ impl Endpoint {
         if rest.is_empty() {
             return Err(EndpointError::Scheme(base.to_owned()));
         }
-        if secure {
-            return Err(EndpointError::TlsUnsupported);
-        }
+        let s = if secure { "s" } else { "" };
         Ok(Self {
-            http: format!("http://{rest}"),
-            ws: format!("ws://{rest}"),
+            http: format!("http{s}://{rest}"),
+            ws: format!("ws{s}://{rest}"),
         })
+    }
+
+    /// Whether the gateway is reached over TLS (`https://`/`wss://`).
+    #[must_use]
+    pub fn is_tls(&self) -> bool {
+        self.http.starts_with("https://")
     }
 
     /// `GET /ws/progress?{query}` (the query holds the token: never log the result).
@@ -123,10 +125,23 @@ mod tests {
             Endpoint::parse("ws://h").unwrap(),
             Endpoint::parse("http://h").unwrap()
         );
+        assert!(!e.is_tls());
+        let tls = Endpoint::parse("https://gw.example.dev/base/").unwrap();
+        assert!(tls.is_tls());
+        assert_eq!(tls, Endpoint::parse("wss://gw.example.dev/base").unwrap());
         assert_eq!(
-            Endpoint::parse("wss://h"),
-            Err(EndpointError::TlsUnsupported)
+            tls.ws_progress("a=b"),
+            "wss://gw.example.dev/base/ws/progress?a=b"
         );
+        assert_eq!(
+            tls.job_state("j"),
+            "https://gw.example.dev/base/api/job-state/j"
+        );
+        assert_eq!(tls.jobs(), "https://gw.example.dev/base/api/jobs");
+        assert!(matches!(
+            Endpoint::parse("https://"),
+            Err(EndpointError::Scheme(_))
+        ));
         assert!(matches!(
             Endpoint::parse("ftp://h"),
             Err(EndpointError::Scheme(_))

@@ -4,6 +4,7 @@
 //! printed (`Debug` redacts them).
 
 use crate::endpoint::{Endpoint, EndpointError};
+use crate::tls::TlsConfig;
 use gateway_core::protocol::{encode_producer_event, Pipeline, ProducerEvent, Seq};
 use gateway_core::token::Token;
 use gateway_core::Millis;
@@ -95,12 +96,22 @@ impl fmt::Debug for Producer {
 }
 
 impl Producer {
-    /// A producer for the gateway at `base_url`.
+    /// A producer for the gateway at `base_url` (an `https://` one is trusted
+    /// through the Mozilla roots, [`TlsConfig::default`]).
     pub fn new(base_url: &str, secret: impl Into<String>) -> Result<Self, ProducerError> {
+        Self::with_tls(base_url, secret, &TlsConfig::default())
+    }
+
+    /// A producer whose `https://` calls trust what `tls` says (e.g. a private CA).
+    pub fn with_tls(
+        base_url: &str,
+        secret: impl Into<String>,
+        tls: &TlsConfig,
+    ) -> Result<Self, ProducerError> {
         Ok(Self {
             endpoint: Endpoint::parse(base_url)?,
             secret: secret.into(),
-            http: http_client()?,
+            http: http_client(tls)?,
         })
     }
 
@@ -195,15 +206,25 @@ impl Producer {
 
 /// `POST /api/jobs/{jobId}/cancel` with the subscriber's token.
 pub async fn cancel_job(base_url: &str, job_id: &str, token: &Token) -> Result<(), ProducerError> {
+    cancel_job_with_tls(base_url, job_id, token, &TlsConfig::default()).await
+}
+
+/// [`cancel_job`] trusting what `tls` says for an `https://` gateway.
+pub async fn cancel_job_with_tls(
+    base_url: &str,
+    job_id: &str,
+    token: &Token,
+    tls: &TlsConfig,
+) -> Result<(), ProducerError> {
     let endpoint = Endpoint::parse(base_url)?;
-    let req = http_client()?
+    let req = http_client(tls)?
         .post(endpoint.job(job_id, "/cancel"))
         .header("authorization", bearer(token.expose()));
     answer(req).await.map(drop)
 }
 
-fn http_client() -> Result<reqwest::Client, ProducerError> {
-    reqwest::Client::builder()
+fn http_client(tls: &TlsConfig) -> Result<reqwest::Client, ProducerError> {
+    tls.http()
         .timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| ProducerError::Network(e.without_url().to_string()))

@@ -6,6 +6,7 @@
 
 use crate::endpoint::{Endpoint, EndpointError};
 use crate::handle::WatchHandle;
+use crate::tls::TlsConfig;
 use futures_util::{SinkExt, StreamExt};
 use gateway_core::client::{
     Client, ClientConfig, ConnectParams, Effect, FailReason, Input, JobEnd, State, View,
@@ -23,7 +24,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use tracing::debug;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -49,6 +50,9 @@ pub struct WatchOptions {
     pub ping_interval: Option<Millis>,
     /// Overrides how many failed reconnects lead to a state sync.
     pub sync_after: Option<u32>,
+    /// Whom an `https://`/`wss://` gateway is trusted through (default: the
+    /// Mozilla roots); used for the upgrade and the state sync alike.
+    pub tls: TlsConfig,
 }
 
 impl Default for WatchOptions {
@@ -63,6 +67,7 @@ impl Default for WatchOptions {
             backoff_cap: None,
             ping_interval: None,
             sync_after: None,
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -185,7 +190,9 @@ pub async fn watch(
     options: WatchOptions,
 ) -> Result<Outcome, WatchError> {
     let endpoint = Endpoint::parse(base_url)?;
-    let http = reqwest::Client::builder()
+    let http = options
+        .tls
+        .http()
         .build()
         .map_err(|e| WatchError::Http(e.without_url().to_string()))?;
     let mut config = ClientConfig::new(job_id);
@@ -384,6 +391,7 @@ impl Driver {
                 self.pending = Some(Box::pin(open(
                     self.endpoint.clone(),
                     params,
+                    self.options.tls.ws(),
                     self.options.io_timeout,
                 )));
             }
@@ -459,9 +467,15 @@ impl Driver {
 
 /// Opens the socket; maps an HTTP refusal to `Input::Refused` and any other
 /// failure to `Input::Closed { code: None }`.
-async fn open(endpoint: Endpoint, params: ConnectParams, timeout: Duration) -> Answer {
+async fn open(
+    endpoint: Endpoint,
+    params: ConnectParams,
+    tls: Connector,
+    timeout: Duration,
+) -> Answer {
     let url = endpoint.ws_progress(&params.query());
-    match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(url)).await {
+    let connect = tokio_tungstenite::connect_async_tls_with_config(url, None, false, Some(tls));
+    match tokio::time::timeout(timeout, connect).await {
         Ok(Ok((socket, _))) => Answer::Opened(Box::new(socket)),
         Ok(Err(tungstenite::Error::Http(response))) => Answer::Input(Input::Refused {
             status: response.status().as_u16(),

@@ -11,9 +11,11 @@ use gateway_client::gateway_core::client::{FailReason, JobEnd, View};
 use gateway_client::gateway_core::protocol::{EventKind, Pipeline, ProducerEvent};
 use gateway_client::gateway_core::token::Token;
 use gateway_client::{
-    watch, CreateJobRequest, Ending, Outcome, Producer, WatchEvent, WatchHandle, WatchOptions,
+    watch, CreateJobRequest, Ending, Outcome, Producer, TlsConfig, WatchEvent, WatchHandle,
+    WatchOptions,
 };
 use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -25,6 +27,10 @@ use tokio::sync::mpsc;
     about = "Client of the progress gateway"
 )]
 struct Cli {
+    /// Extra trusted root certificate(s), PEM, for an https:// gateway behind a
+    /// private CA or with a self-signed certificate (the Mozilla roots stay trusted).
+    #[arg(long, global = true, env = "GATEWAY_CA_CERT", value_name = "PEM file")]
+    ca_cert: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -33,7 +39,7 @@ struct Cli {
 enum Command {
     /// Watch a job live until it ends.
     Watch {
-        /// Gateway base URL, e.g. http://127.0.0.1:8787.
+        /// Gateway base URL, e.g. http://127.0.0.1:8787 (local) or the https:// one of a deployment.
         #[arg(long, env = "GATEWAY_URL")]
         url: String,
         /// Job id.
@@ -127,6 +133,13 @@ mod exit {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    let tls = match tls_config(cli.ca_cert.as_deref()) {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("progress-gateway: {e}");
+            return ExitCode::from(exit::ERROR);
+        }
+    };
     let result = match cli.command {
         Command::Watch {
             url,
@@ -136,6 +149,7 @@ async fn main() -> ExitCode {
         } => {
             let options = WatchOptions {
                 client_id,
+                tls,
                 ..WatchOptions::default()
             };
             follow(&url, &job, Token::from_string(token), options, None)
@@ -149,20 +163,20 @@ async fn main() -> ExitCode {
             total,
             job_id,
             ttl,
-        } => create(&url, secret, pipeline, total, job_id, ttl).await,
+        } => create(&url, secret, &tls, pipeline, total, job_id, ttl).await,
         Command::Emit {
             url,
             secret,
             job,
             event,
-        } => emit(&url, secret, &job, &event).await,
+        } => emit(&url, secret, &tls, &job, &event).await,
         Command::Demo {
             url,
             secret,
             items,
             delay_ms,
             drop_at_percent,
-        } => demo(&url, secret, items, delay_ms, drop_at_percent).await,
+        } => demo(&url, secret, &tls, items, delay_ms, drop_at_percent).await,
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -175,15 +189,25 @@ async fn main() -> ExitCode {
 
 type CliResult = Result<u8, Box<dyn std::error::Error + Send + Sync>>;
 
+/// The Mozilla roots, plus the certificates of `--ca-cert` if given.
+fn tls_config(ca_cert: Option<&Path>) -> Result<TlsConfig, String> {
+    let Some(path) = ca_cert else {
+        return Ok(TlsConfig::default());
+    };
+    let pem = std::fs::read(path).map_err(|e| format!("--ca-cert {}: {e}", path.display()))?;
+    TlsConfig::with_extra_roots_pem(&pem).map_err(|e| format!("--ca-cert {}: {e}", path.display()))
+}
+
 async fn create(
     url: &str,
     secret: String,
+    tls: &TlsConfig,
     pipeline: Pipeline,
     total: Option<u64>,
     job_id: Option<String>,
     ttl: Option<u64>,
 ) -> CliResult {
-    let producer = Producer::new(url, secret)?;
+    let producer = Producer::with_tls(url, secret, tls)?;
     let job = producer
         .create_job(&CreateJobRequest {
             pipeline,
@@ -203,10 +227,12 @@ async fn create(
     Ok(0)
 }
 
-async fn emit(url: &str, secret: String, job: &str, event: &str) -> CliResult {
+async fn emit(url: &str, secret: String, tls: &TlsConfig, job: &str, event: &str) -> CliResult {
     let body: serde_json::Value =
         serde_json::from_str(event).map_err(|e| format!("the event is not JSON: {e}"))?;
-    let seq = Producer::new(url, secret)?.post_raw(job, &body).await?;
+    let seq = Producer::with_tls(url, secret, tls)?
+        .post_raw(job, &body)
+        .await?;
     println!("{{\"seq\":{}}}", seq.0);
     Ok(0)
 }
@@ -214,12 +240,13 @@ async fn emit(url: &str, secret: String, job: &str, event: &str) -> CliResult {
 async fn demo(
     url: &str,
     secret: String,
+    tls: &TlsConfig,
     items: u64,
     delay_ms: u64,
     drop_at_percent: u64,
 ) -> CliResult {
     let items = items.max(1);
-    let producer = Producer::new(url, secret)?;
+    let producer = Producer::with_tls(url, secret, tls)?;
     let job = producer
         .create_job(&CreateJobRequest {
             total_count: Some(items),
@@ -242,6 +269,7 @@ async fn demo(
     ));
     let options = WatchOptions {
         token_expires_at: Some(job.expires_at),
+        tls: tls.clone(),
         ..WatchOptions::default()
     };
     let drop_at = (items * drop_at_percent.min(100)).div_ceil(100).max(1);
