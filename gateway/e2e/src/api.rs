@@ -107,6 +107,8 @@ impl Api {
     /// When the HTTP client cannot be built.
     #[must_use]
     pub fn new(base: String, ws_base: String, secret: String) -> Self {
+        // Already installed by an earlier Api: fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(20))
