@@ -11,7 +11,7 @@ use crate::protocol::{
     OutgoingSize, Pipeline, Seq, ServerMessage, Snapshot,
 };
 use crate::timer::{Timer, Timers};
-use crate::token::{TokenSet, Verdict};
+use crate::token::{Token, TokenSet, Verdict};
 use crate::{CloseCode, Millis};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -1053,34 +1053,39 @@ impl Room {
         }
     }
 
-    /// A new token on the producer's request (e.g. after a revoke). Live
-    /// sockets get it too, so none is left holding only a dropped token.
+    /// A new token on the producer's request (e.g. after a revoke).
     fn issue_token(&mut self, now: Millis, random: [u8; 16], out: &mut Vec<Effect>) {
-        let Some(job) = self.job.as_mut() else {
+        let Some((token, expires_at)) = self.hand_out_token(now, random, out) else {
             return out.push(Effect::Respond(HttpError::job_not_found().into()));
         };
-        let (token, expires_at) = job.tokens.issue(now, random);
-        let header = job.header();
+        let job_id = self.job.as_ref().map(|j| j.job_id.clone());
         let body = serde_json::json!({
-            "jobId": job.job_id,
+            "jobId": job_id,
             "token": token.expose(),
             "expiresAt": expires_at.0,
         });
-        self.persist_update(now, true, out);
-        let msg = ServerMessage::TokenRefresh {
-            token: token.expose().to_owned(),
-            expires_at,
-        };
-        let ids: Vec<SocketId> = self.sockets.keys().copied().collect();
-        self.broadcast(now, &header, &ids, None, &msg, out);
         out.push(Effect::Respond(ok(202, &body)));
     }
 
     fn refresh_token(&mut self, now: Millis, random: [u8; 16], out: &mut Vec<Effect>) {
-        let Some(job) = self.job.as_mut() else { return };
+        let Some(job) = self.job.as_ref() else { return };
         if job.tokens.issued.is_empty() || job.phase.status().is_terminal() {
             return; // revoked tokens stay revoked; ended jobs need no new ones
         }
+        self.hand_out_token(now, random, out);
+        out.push(log(Level::Info, "token_refreshed", None));
+    }
+
+    /// Issues a token, writes it (as a hash), and sends it to every live socket
+    /// as `token_refresh`, so none is left holding only a dropped or expiring
+    /// token. `None` if there is no job.
+    fn hand_out_token(
+        &mut self,
+        now: Millis,
+        random: [u8; 16],
+        out: &mut Vec<Effect>,
+    ) -> Option<(Token, Millis)> {
+        let job = self.job.as_mut()?;
         let (token, expires_at) = job.tokens.issue(now, random);
         let header = job.header();
         self.persist_update(now, true, out);
@@ -1090,7 +1095,7 @@ impl Room {
         };
         let ids: Vec<SocketId> = self.sockets.keys().copied().collect();
         self.broadcast(now, &header, &ids, None, &msg, out);
-        out.push(log(Level::Info, "token_refreshed", None));
+        Some((token, expires_at))
     }
 
     /// Recomputes every timer from state and moves the alarm if it changed.
