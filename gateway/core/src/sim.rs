@@ -540,7 +540,12 @@ impl Sim {
                     }
                     self.storage = Some(record);
                 }
-                Effect::Forget => self.storage = None,
+                Effect::Forget => {
+                    // The job is deleted on purpose (24 h after its end); a job
+                    // created later under the same id starts its own seq.
+                    self.storage = None;
+                    self.acked = Seq(0);
+                }
                 Effect::SetAlarm(t) => self.alarm = t,
             }
         }

@@ -965,3 +965,18 @@ fn after_a_revoke_the_producer_issues_a_new_token_that_works() {
     assert!(s.clients[again].machine.token_expires_at().is_some());
     clean(&s);
 }
+
+#[test]
+fn a_job_id_can_be_used_again_after_its_cleanup() {
+    // Found by fuzzing (room_ops): the harness took the deliberate deletion
+    // for a lost write.
+    let mut s = sim();
+    assert_eq!(s.producer(&progress(1)).body, r#"{"seq":1}"#);
+    s.producer(r#"{"type":"complete"}"#);
+    s.advance(Millis::from_hours(25));
+    assert!(s.storage.is_none());
+    assert_eq!(s.create_default_job(Some(3)).status, 202);
+    assert_eq!(s.storage.as_ref().unwrap().seq, Seq(0));
+    assert_eq!(s.producer(&progress(1)).body, r#"{"seq":1}"#);
+    clean(&s);
+}
