@@ -7,7 +7,12 @@
 #                                            longer runs (default 600 s, all targets) that
 #                                            keep new inputs in fuzz/corpus/<target>, then cmin
 #   scripts/fuzz.sh build | list
-# Env: FUZZ_SECONDS, FUZZ_JOBS (targets run at once; default: 2, at most nproc),
+# CI mode runs a fixed number of executions per target (ci_runs below, about
+# 30-40 s each here) from a fixed seed (FUZZ_SEED, default 1), with FUZZ_SECONDS
+# as the cap, so every CI run does the same amount of work whatever the load.
+# (libFuzzer is not bit-for-bit repeatable even so: runs differ in what they
+# find.) Campaigns use a random seed and run for their time.
+# Env: FUZZ_SECONDS, FUZZ_SEED, FUZZ_JOBS (targets run at once; default: 2, at most nproc),
 #      GATEWAY_TOOLS (where scripts/setup.sh --fuzz put cargo-fuzz).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -73,9 +78,21 @@ EOF
   echo "$dir"
 }
 
+# Executions per target in CI mode: about 40 s each at the rates measured here.
+ci_runs() {
+  case "$1" in
+    client_frame | server_frame) echo 1500000 ;;
+    producer_body | client_ops) echo 300000 ;;
+    json_frames) echo 200000 ;;
+    room_ops) echo 12000 ;;
+    *) echo -1 ;; # -1: until the time cap
+  esac
+}
+
 # Runs one target; its libFuzzer log goes to $WORK/<target>.log.
-run_target() { # target seconds corpus-dir
-  local t=$1 secs=$2 corpus=$3 dict=() seeds
+run_target() { # target seconds corpus-dir [runs seed]
+  local t=$1 secs=$2 corpus=$3 dict=() seeds bounds=()
+  [ -n "${4:-}" ] && bounds=(-runs="$4" -seed="$5")
   mkdir -p "$corpus" "fuzz/artifacts/$t" "fuzz/corpus/$t"
   seeds=$(generated_seeds "$t")
   case "$t" in client_frame | producer_body | server_frame) dict=(-dict="$DICT") ;; esac
@@ -85,7 +102,7 @@ run_target() { # target seconds corpus-dir
   [ "$corpus" != "fuzz/corpus/$t" ] && dirs+=("fuzz/corpus/$t")
   dirs+=("$seeds")
   local rc=0
-  "$(binary "$t")" "${dirs[@]}" "${dict[@]}" \
+  "$(binary "$t")" "${dirs[@]}" "${dict[@]}" "${bounds[@]}" \
     -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -detect_leaks=1 \
     -print_final_stats=1 -artifact_prefix="fuzz/artifacts/$t/" \
     >"$WORK/$t.log" 2>&1 || rc=$?
@@ -120,9 +137,14 @@ fuzz_all() { # seconds keep(0|1) targets...
       corpus="$WORK/corpus/$t"
       rm -rf "$corpus"
     fi
-    log "$t: ${s} s"
     rm -f "$WORK/$t.rc"
-    run_target "$t" "$s" "$corpus" &
+    if [ "$keep" = 1 ]; then
+      log "$t: ${s} s"
+      run_target "$t" "$s" "$corpus" &
+    else
+      log "$t: $(ci_runs "$t") runs, seed ${FUZZ_SEED:-1}, at most ${s} s"
+      run_target "$t" "$s" "$corpus" "$(ci_runs "$t")" "${FUZZ_SEED:-1}" &
+    fi
     running=$((running + 1))
     if [ "$running" -ge "$JOBS" ]; then
       wait -n || true
