@@ -2,6 +2,8 @@
 # Installs everything the gateway needs to build, run and test, idempotently.
 #   scripts/setup.sh            native + wasm toolchain, npm packages
 #   scripts/setup.sh --fuzz     also cargo-fuzz
+#   scripts/setup.sh --browser  also Debian's chromium, for the browser test
+#   (flags combine: scripts/setup.sh --fuzz --browser)
 # Route 1: rustup's wasm32 target. Route 2 (fallback, when rustup cannot
 # download): Debian's rustc-web with -Zbuild-std (see docs/DEPLOY.md).
 set -euo pipefail
@@ -15,6 +17,16 @@ TOOLS="${GATEWAY_TOOLS:-$HOME/.local/share/progress-gateway}"
 mkdir -p "$TOOLS/bin"
 
 log() { printf '[setup] %s\n' "$*" >&2; }
+
+FUZZ=
+BROWSER=
+for arg in "$@"; do
+  case "$arg" in
+    --fuzz) FUZZ=1 ;;
+    --browser) BROWSER=1 ;;
+    *) echo "[setup] unknown option $arg (--fuzz, --browser)" >&2; exit 2 ;;
+  esac
+done
 
 apt_once() {
   if [ -z "${APT_UPDATED:-}" ]; then apt-get update -qq >/dev/null; APT_UPDATED=1; fi
@@ -56,13 +68,21 @@ install_crate() { # name version binary
 }
 install_crate wasm-bindgen-cli "$WASM_BINDGEN_VERSION" wasm-bindgen
 install_crate worker-build "$WORKER_BUILD_VERSION" worker-build
-if [ "${1:-}" = "--fuzz" ]; then
+if [ -n "$FUZZ" ]; then
   install_crate cargo-fuzz "$CARGO_FUZZ_VERSION" cargo-fuzz
 fi
 
-# --- npm: wrangler (workerd) and binaryen (wasm-opt) from the lockfile -----
+# --- npm from the lockfile: wrangler (workerd), binaryen (wasm-opt), and the
+# TypeScript client's and page's tools (typescript, ws, playwright-core) ------
 if [ ! -x node_modules/.bin/wrangler ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "npm ci"
   npm ci --no-audit --no-fund --loglevel=error >&2
+fi
+# --- browser test: Debian's chromium, driven by playwright-core (never a
+# browser download). Not version-pinned: Debian's security archive keeps only
+# the current chromium, and playwright-core speaks the stable DevTools protocol.
+if [ -n "$BROWSER" ] && [ ! -x /usr/bin/chromium ]; then
+  log "apt-get install chromium"
+  apt_once chromium
 fi
 log "ready (wasm route: $route)"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sets up and runs every test: format, lints, unit/scenario/property tests,
-# the end-to-end suite against the real Worker in local workerd, the model
-# check, bounded fuzzing of every target, and the loom tests.
+# the end-to-end suite against the real Worker in local workerd, the
+# TypeScript client (type check, tests, conformance vectors), the demo page in
+# headless Chromium against the real Worker, the model check, bounded fuzzing
+# of every target, and the loom tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="${GATEWAY_TOOLS:-$HOME/.local/share/progress-gateway}/bin:$HOME/.cargo/bin:$PATH"
@@ -10,7 +12,7 @@ export CARGO_TERM_COLOR=never
 step() { printf '\n=== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 
 step "setup"
-scripts/setup.sh --fuzz
+scripts/setup.sh --fuzz --browser
 
 step "cargo fmt --check"
 cargo fmt --all --check
@@ -27,6 +29,14 @@ fi
 
 step "cargo test --workspace (unit, scenarios, properties, end-to-end in workerd)"
 cargo test --workspace
+
+step "TypeScript client: type check and build, unit and shell tests, conformance vectors"
+node_modules/.bin/tsc -p clients/ts
+node --test clients/ts/test/*.test.mjs
+
+step "browser test: the demo page in headless Chromium against the real Worker (bounded: 300 s)"
+[ -f build/index.js ] || scripts/build-worker.sh
+timeout 300 node --test --test-timeout=120000 web/test/browser.test.mjs
 
 step "model check: cargo run -p model --release"
 cargo run -p model --release
