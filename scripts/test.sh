@@ -32,7 +32,7 @@ cargo test --workspace
 
 step "TypeScript client: type check and build, unit and shell tests, conformance vectors"
 node_modules/.bin/tsc -p clients/ts
-node --test clients/ts/test/*.test.mjs
+node --test --test-timeout=30000 clients/ts/test/*.test.mjs
 
 step "browser test: the demo page in headless Chromium against the real Worker (bounded: 300 s)"
 [ -f build/index.js ] || scripts/build-worker.sh

@@ -119,6 +119,8 @@ export interface WatchHandle {
   readonly state: State;
 }
 
+const ignore = (): void => {};
+
 /** Watches one job until it ends or {@link WatchHandle.close} is called. */
 export function watchJob(options: WatchOptions): WatchHandle {
   const Socket = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
@@ -163,7 +165,9 @@ export function watchJob(options: WatchOptions): WatchHandle {
     generation++;
     clearTimeout(ioTimer);
     if (!s) return;
-    s.onopen = s.onmessage = s.onerror = s.onclose = null;
+    // No-ops rather than null: `ws` throws an "error" event nobody listens to
+    // (closing a socket that is still connecting raises one).
+    s.onopen = s.onmessage = s.onerror = s.onclose = ignore;
     try {
       if (code !== undefined) s.close(code);
       else s.close();

@@ -3,6 +3,7 @@
 // WebSocket. The real Worker is exercised by the browser test (web/test).
 import assert from "node:assert/strict";
 import { once } from "node:events";
+import { createServer } from "node:net";
 import { after, test } from "node:test";
 import WebSocket, { WebSocketServer } from "ws";
 import { LITERAL_PING, watchJob } from "../dist/index.js";
@@ -200,4 +201,36 @@ test("close() stops watching with 1000 from the client", async () => {
   const [code] = await within(closed, "close");
   assert.equal(code, 1000);
   assert.deepEqual((await handle.outcome).ending, { kind: "gave_up", reason: { kind: "stopped" } });
+});
+
+test("an upgrade that never answers times out and is retried; close() while connecting", async () => {
+  let connections = 0;
+  const accepted = [];
+  const silent = createServer((socket) => {
+    connections++;
+    accepted.push(socket);
+    socket.on("error", () => {});
+  });
+  silent.listen(0, "127.0.0.1");
+  await once(silent, "listening");
+  servers.push(silent);
+  const handle = watchJob({
+    wsUrl: `ws://127.0.0.1:${silent.address().port}/ws/progress?jobId=job-1`,
+    token: "tok",
+    WebSocket,
+    network: null,
+    ioTimeout: 150,
+    backoffBase: 20,
+  });
+  await within(
+    new Promise((r) => {
+      const poll = () => (connections >= 2 && handle.state.name === "connecting" ? r() : setTimeout(poll, 5));
+      poll();
+    }),
+    "a second attempt",
+  );
+  handle.close();
+  assert.deepEqual((await within(handle.outcome, "outcome")).ending, { kind: "gave_up", reason: { kind: "stopped" } });
+  await new Promise((r) => setTimeout(r, 50)); // an "error" of the abandoned socket would surface here
+  for (const socket of accepted) socket.destroy();
 });
