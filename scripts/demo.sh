@@ -31,7 +31,7 @@ stop() {
 trap stop EXIT
 trap 'exit 130' INT TERM
 
-for _ in $(seq 1 120); do
+for _ in $(seq 1 360); do # wrangler runs the [build] command again first: allow 3 min on a busy machine
   curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
   if ! kill -0 "$WRANGLER" 2>/dev/null; then cat "$log"; echo "wrangler exited" >&2; exit 1; fi
   sleep 0.5
