@@ -1,6 +1,7 @@
 // The demo page in a real browser (Debian's chromium, driven by
 // playwright-core; no browser download) against the real Worker in local
-// workerd. The test plays the producer: it posts the job's events itself.
+// workerd, and the same TypeScript client in Node. The test plays the
+// producer: it posts the job's events itself.
 //   node --test web/test/          (scripts/test.sh runs it)
 // CHROMIUM=<path> overrides /usr/bin/chromium; SCREENSHOT=<file.png> keeps the finished page.
 import assert from "node:assert/strict";
@@ -10,6 +11,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { chromium } from "playwright-core";
 import WebSocket from "ws";
+import { watchJob } from "../../clients/ts/dist/index.js";
 import { createPageServer } from "../server.mjs";
 import { startGateway } from "./gateway.mjs";
 
@@ -157,6 +159,38 @@ test("cancel from the page: every socket of the job gets 1001", async () => {
   }).then((r) => r.json());
   assert.equal(state.status, "canceled");
   await page.close();
+});
+
+test("the same client in Node 20 (ws) against the Worker: a revoke ends the watch; the old token is refused", async () => {
+  const r = await fetch(`${gateway.base}/api/jobs`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${gateway.secret}`, "content-type": "application/json" },
+    body: JSON.stringify({ pipeline: "ai_scan", totalCount: 4 }),
+  });
+  const job = await r.json();
+  await post(job.jobId, { type: "started", totalCount: 4 });
+  const views = [];
+  const handle = watchJob({ wsUrl: job.wsUrl, token: job.token, clientId: "node-1", WebSocket, onProgress: (v) => views.push(v) });
+  await within(
+    new Promise((ok) => {
+      const poll = () => (handle.state.name === "active" ? ok() : setTimeout(poll, 10));
+      poll();
+    }),
+    "the snapshot",
+  );
+  await post(job.jobId, { type: "progress", processedCount: 2, totalCount: 4 });
+  const revoked = await fetch(`${gateway.base}/api/jobs/${job.jobId}/revoke`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${gateway.secret}` },
+  });
+  assert.equal(revoked.status, 202);
+  const outcome = await within(handle.outcome, "1008 after the revoke");
+  assert.deepEqual(outcome.ending, { kind: "gave_up", reason: { kind: "revoked" } });
+  assert.equal(views.at(-1).processedCount, 2);
+
+  const again = watchJob({ wsUrl: job.wsUrl, token: job.token, WebSocket, network: null });
+  const refused = await within(again.outcome, "the 401 upgrade");
+  assert.deepEqual(refused.ending, { kind: "gave_up", reason: { kind: "unauthorized" } });
 });
 
 function within(promise, what, ms = NOW_MS) {
