@@ -1,6 +1,6 @@
 /**
  * The subscriber's machine, a port of the Rust core's `client.rs`: pure (time,
- * frames, socket and HTTP outcomes and the jitter seed come in as inputs;
+ * frames, socket and HTTP outcomes and the random draws for jitter come in as inputs;
  * what to do goes out as effects), so the conformance vectors drive it with no
  * socket. One addition for browsers: `offline`/`online` inputs, so that no
  * reconnect spins while there is no network and one goes out as soon as there is.
