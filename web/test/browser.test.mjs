@@ -2,7 +2,8 @@
 // playwright-core; no browser download) against the real Worker in local
 // workerd, and the same TypeScript client in Node. The test plays the
 // producer: it posts the job's events itself.
-//   node --test web/test/          (scripts/test.sh runs it)
+//   node_modules/.bin/tsc -p clients/ts && node --test web/test/browser.test.mjs
+// (scripts/test.sh runs it; it needs build/ from scripts/build-worker.sh).
 // CHROMIUM=<path> overrides /usr/bin/chromium; SCREENSHOT=<file.png> keeps the finished page.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
