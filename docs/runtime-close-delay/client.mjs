@@ -24,6 +24,8 @@ const SCENARIOS = {
   "busy-object": { accept: "hibernate", how: "close", busyMs: 20_000 },
   // Close, then reset the whole object (ctx.abort()).
   "close-then-abort": { accept: "hibernate", how: "close-abort" },
+  // The same, with ctx.abort() in an alarm 50 ms later: the close request is answered.
+  "close-then-alarm-abort": { accept: "hibernate", how: "close-alarm-abort" },
   // ws.accept() instead of ctx.acceptWebSocket(): no hibernation.
   "no-hibernation": { accept: "plain", how: "close" },
   // Closed by the object right after the upgrade (a subscriber of an ended
@@ -127,7 +129,7 @@ function report(name, pinged, silent) {
   for (const [client, socket] of [["pinged on open", pinged], ["never pinged", silent]]) {
     console.log(
       [name, client, socket.closeCode ?? "none", ms(socket, socket.closeAt), ms(socket, socket.endAt)]
-        .map(String).map((s, i) => s.padEnd([19, 15, 5, 12, 12][i])).join(" | "),
+        .map(String).map((s, i) => s.padEnd([22, 15, 5, 12, 12][i])).join(" | "),
     );
     socket.socket.destroy();
   }
@@ -164,5 +166,5 @@ async function scenario(name, { accept, how, busyMs = 0, closeOnOpen = false }) 
 }
 
 const chosen = args.length > 0 ? args : Object.keys(SCENARIOS);
-console.log("scenario            | client          | code  | close frame  | connection end");
+console.log("scenario               | client          | code  | close frame  | connection end");
 await Promise.all(chosen.map((name) => scenario(name, SCENARIOS[name])));

@@ -41,6 +41,11 @@ export class Room extends DurableObject {
         if (how === "send-close") ws.send('{"type":"bye"}');
         ws.close(1000, "done");
       }
+      if (how === "close-alarm-abort") {
+        // The same from an event of its own, so that this request's answer
+        // is not lost: the alarm handler resets the object.
+        await this.ctx.storage.setAlarm(Date.now() + 50);
+      }
       if (how === "close-abort") {
         // Reset the whole object once the close frames are out: every
         // socket of the room goes with it.
@@ -50,6 +55,10 @@ export class Room extends DurableObject {
       return new Response(`closed ${sockets.length}\n`);
     }
     return new Response("awake\n");
+  }
+
+  async alarm() {
+    this.ctx.abort("closed every socket");
   }
 
   webSocketMessage(ws, message) {}
