@@ -1,8 +1,9 @@
 //! A producer's and an app's view of the gateway: plain HTTP calls and a
 //! WebSocket subscriber, with timeouts so that a silent gateway fails a test
-//! instead of hanging it.
+//! instead of hanging it, and a close watcher that times a server-initiated
+//! close up to the end of the TCP connection.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -13,8 +14,16 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-/// How long a test waits for one frame or one close.
-pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a test waits for a frame or a close it expects now: a late one
+/// fails the test.
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long an upgrade may take (a cold room reads storage and may have to
+/// load the Worker first).
+pub const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The literal ping that the runtime answers without waking the room.
+pub const LITERAL_PING: &str = r#"{"type":"ping"}"#;
+/// The runtime's answer to [`LITERAL_PING`].
+pub const LITERAL_PONG: &str = r#"{"type":"pong"}"#;
 
 /// One HTTP answer, body parsed as JSON when it is JSON.
 #[derive(Debug, Clone)]
@@ -330,8 +339,8 @@ impl Api {
             .into_client_request()
             .unwrap_or_else(|e| panic!("{e}"));
         let connect = tokio_tungstenite::connect_async(request);
-        match tokio::time::timeout(FRAME_TIMEOUT, connect).await {
-            Err(_) => panic!("upgrade did not complete within {FRAME_TIMEOUT:?}"),
+        match tokio::time::timeout(UPGRADE_TIMEOUT, connect).await {
+            Err(_) => panic!("upgrade did not complete within {UPGRADE_TIMEOUT:?}"),
             Ok(Ok((ws, _))) => Ok(Sub { ws, closed: None }),
             Ok(Err(tungstenite::Error::Http(response))) => {
                 let status = response.status().as_u16();
@@ -440,6 +449,44 @@ pub enum WsEvent {
     Timeout,
 }
 
+/// What [`Sub::watch_close`] saw: the text frames before the close, the close
+/// frame and when it arrived, and when the TCP connection ended.
+#[derive(Debug, Clone, Default)]
+pub struct CloseWatch {
+    /// Text frames received before the close frame.
+    pub frames: Vec<String>,
+    /// The close frame: code, reason, arrival.
+    pub close: Option<(u16, String, Instant)>,
+    /// When the stream ended (EOF, or an error).
+    pub end: Option<Instant>,
+    /// Whether a raw read on the socket confirmed EOF at `end`.
+    pub eof: bool,
+    /// The error that ended the stream, if it did not end cleanly.
+    pub error: Option<String>,
+}
+
+impl CloseWatch {
+    /// Time from `trigger` to the close frame (zero if it came first).
+    #[must_use]
+    pub fn close_after(&self, trigger: Instant) -> Option<Duration> {
+        self.close
+            .as_ref()
+            .map(|(_, _, at)| at.saturating_duration_since(trigger))
+    }
+
+    /// Time from `trigger` to the end of the connection (zero if it came first).
+    #[must_use]
+    pub fn end_after(&self, trigger: Instant) -> Option<Duration> {
+        self.end.map(|at| at.saturating_duration_since(trigger))
+    }
+
+    /// The close code, if a close frame arrived.
+    #[must_use]
+    pub fn code(&self) -> Option<u16> {
+        self.close.as_ref().map(|(code, _, _)| *code)
+    }
+}
+
 /// A connected subscriber socket.
 #[derive(Debug)]
 pub struct Sub {
@@ -524,6 +571,70 @@ impl Sub {
             .send(Message::text(text.to_owned()))
             .await
             .unwrap_or_else(|e| panic!("send: {e}"));
+    }
+
+    /// Sends the literal ping and asserts the runtime's literal pong within
+    /// [`FRAME_TIMEOUT`] (any frame before it fails the test).
+    ///
+    /// # Panics
+    /// When anything else arrives, or nothing.
+    pub async fn ping_literal(&mut self) {
+        self.send_text(LITERAL_PING).await;
+        assert_eq!(
+            self.next_event(FRAME_TIMEOUT).await,
+            WsEvent::Text(LITERAL_PONG.to_owned()),
+            "the literal pong"
+        );
+    }
+
+    /// Hands the socket to a task that reads it until the TCP connection
+    /// ends or `within` has passed, answering the server's close frame as a
+    /// client does, and records when the close frame and the end arrived.
+    ///
+    /// tokio-tungstenite yields the close frame as a message; only when the
+    /// stream ends after it (`None`) has the TCP connection reached EOF. The
+    /// watcher checks that with a read on the raw socket.
+    #[must_use]
+    pub fn watch_close(mut self, within: Duration) -> tokio::task::JoinHandle<CloseWatch> {
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + within;
+            let mut watch = CloseWatch::default();
+            loop {
+                match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                    Err(_) => break,
+                    Ok(Some(Ok(Message::Text(text)))) => {
+                        watch.frames.push(text.as_str().to_owned());
+                    }
+                    Ok(Some(Ok(Message::Close(frame)))) => {
+                        let (code, reason) = frame.map_or((1005, String::new()), |f| {
+                            (u16::from(f.code), f.reason.as_str().to_owned())
+                        });
+                        watch.close = Some((code, reason, Instant::now()));
+                    }
+                    Ok(Some(Ok(_))) => {}
+                    Ok(None | Some(Err(tungstenite::Error::ConnectionClosed))) => {
+                        watch.end = Some(Instant::now());
+                        watch.eof = self.at_eof();
+                        break;
+                    }
+                    Ok(Some(Err(e))) => {
+                        watch.end = Some(Instant::now());
+                        watch.error = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+            watch
+        })
+    }
+
+    /// Whether a read on the raw TCP socket returns 0 bytes now (EOF).
+    fn at_eof(&self) -> bool {
+        let MaybeTlsStream::Plain(tcp) = self.ws.get_ref() else {
+            return false;
+        };
+        let mut byte = [0_u8; 1];
+        matches!(tcp.try_read(&mut byte), Ok(0))
     }
 
     /// Sends a binary frame.

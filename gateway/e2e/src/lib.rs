@@ -10,5 +10,8 @@
 pub mod api;
 pub mod gateway;
 
-pub use api::{progress, Api, Job, Reply, Sub, SubscribeError, WsEvent};
+pub use api::{
+    progress, Api, CloseWatch, Job, Reply, Sub, SubscribeError, WsEvent, FRAME_TIMEOUT,
+    LITERAL_PING, LITERAL_PONG,
+};
 pub use gateway::Gateway;

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use e2e::{progress, Gateway, WsEvent};
+use e2e::{progress, Gateway, WsEvent, FRAME_TIMEOUT};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,7 +59,7 @@ async fn restart_mid_job_keeps_every_acknowledged_event() {
     // The app's socket went down with the runtime (no close frame: 1006).
     let mut last_seen = seen;
     loop {
-        match sub.next_event(Duration::from_secs(10)).await {
+        match sub.next_event(FRAME_TIMEOUT).await {
             WsEvent::Text(text) => {
                 let frame: serde_json::Value = serde_json::from_str(&text).expect("json");
                 last_seen = frame["seq"].as_u64().expect("seq");

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use e2e::{progress, Api, Gateway, Job, Sub, WsEvent};
+use e2e::{progress, Api, Gateway, Job, Sub, WsEvent, FRAME_TIMEOUT};
 use serde_json::{json, Value};
 
 fn api() -> Api {
@@ -119,7 +119,7 @@ async fn literal_ping_is_answered_by_the_runtime_and_never_counts() {
     }
     for _ in 0..30 {
         assert_eq!(
-            sub.next_event(Duration::from_secs(5)).await,
+            sub.next_event(FRAME_TIMEOUT).await,
             WsEvent::Text(r#"{"type":"pong"}"#.to_owned())
         );
     }
