@@ -494,3 +494,124 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Server envelopes, as a client reads them
+
+fn header() -> protocol::JobHeader {
+    protocol::JobHeader {
+        job_id: "j1".into(),
+        pipeline: Pipeline::AiScan,
+    }
+}
+
+#[test]
+fn each_server_message_reads_back_as_sent_with_its_seq() {
+    use protocol::{ServerFrame, ServerMessage, Snapshot};
+    let mut messages = vec![
+        ServerMessage::JobStarted {
+            total_count: Some(3),
+            message: Some("go".into()),
+        },
+        ServerMessage::JobProgress {
+            processed_count: 1,
+            total_count: Some(3),
+            current_item: Some("b".into()),
+            message: Some("m".into()),
+        },
+        ServerMessage::JobComplete {
+            summary: r#"{"books":3}"#.into(),
+        },
+        ServerMessage::Error {
+            code: "ocr".into(),
+            message: "bad scan".into(),
+            retryable: true,
+        },
+        ServerMessage::TokenRefresh {
+            token: "t".into(),
+            expires_at: Millis(9),
+        },
+        ServerMessage::Pong,
+    ];
+    for status in [
+        JobStatus::Pending,
+        JobStatus::Processing,
+        JobStatus::Completed,
+        JobStatus::Failed,
+        JobStatus::Canceled,
+    ] {
+        for resumed in [false, true] {
+            messages.push(ServerMessage::Snapshot {
+                resumed,
+                recovered: !resumed,
+                state: Snapshot {
+                    status,
+                    processed_count: 2,
+                    total_count: Some(4),
+                },
+            });
+        }
+    }
+    for (i, message) in messages.into_iter().enumerate() {
+        let seq = Some(Seq(i as u64 + 1));
+        let text = protocol::encode(&header(), Millis(5), seq, &message);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["type"], message.type_name(), "{text}");
+        assert_eq!(
+            protocol::decode(&text),
+            Ok(ServerFrame { seq, message }),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn each_envelope_type_has_its_spec_name() {
+    let names: Vec<&str> = [
+        r#"{"type":"job_started","payload":{}}"#,
+        r#"{"type":"job_progress","payload":{"processedCount":1}}"#,
+        r#"{"type":"job_complete"}"#,
+        r#"{"type":"error","payload":{}}"#,
+        r#"{"type":"snapshot","payload":{"status":"pending"}}"#,
+        r#"{"type":"reconnected","payload":{"status":"pending"}}"#,
+        r#"{"type":"token_refresh","payload":{"token":"t","expiresAt":1}}"#,
+        r#"{"type":"pong"}"#,
+    ]
+    .iter()
+    .map(|t| protocol::decode(t).unwrap().message.type_name())
+    .collect();
+    assert_eq!(
+        names,
+        [
+            "job_started",
+            "job_progress",
+            "job_complete",
+            "error",
+            "snapshot",
+            "reconnected",
+            "token_refresh",
+            "pong"
+        ]
+    );
+}
+
+#[test]
+fn a_client_ignores_what_it_cannot_read() {
+    for text in [
+        "",
+        "[]",
+        r#"{"seq":1}"#,
+        r#"{"type":"later_type"}"#,
+        r#"{"type":"job_started","seq":-1}"#,
+        r#"{"type":"job_progress","payload":{}}"#,
+        r#"{"type":"snapshot","payload":{"status":"lost"}}"#,
+        r#"{"type":"token_refresh","payload":{"expiresAt":1}}"#,
+        r#"{"type":"token_refresh","payload":{"token":"t"}}"#,
+    ] {
+        assert!(protocol::decode(text).is_err(), "{text}");
+    }
+    assert_eq!(
+        protocol::decode(protocol::LITERAL_PONG).map(|f| f.message),
+        Ok(protocol::ServerMessage::Pong)
+    );
+}
