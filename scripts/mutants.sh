@@ -101,7 +101,6 @@ case "$mode" in
     run --test-package gateway-core --cargo-test-arg=--lib --cargo-test-arg=--tests "${args[@]}"
     ;;
   ci)
-    install
     rm -rf mutants.out
     files=()
     for f in "${PINNED[@]}"; do files+=("gateway/core/src/$f.rs"); done
@@ -114,9 +113,10 @@ case "$mode" in
     git diff HEAD^1 HEAD -- "${files[@]}" >"$diff"
     # The unit tests and the rules tests pin these files; the scenarios and
     # properties are left to the full campaign, to keep each mutant short.
-    args=(--test-package gateway-core --cargo-test-arg=--lib --cargo-test-arg=--test=rules_* --in-diff "$diff")
+    args=(--test-package gateway-core --cargo-test-arg=--lib '--cargo-test-arg=--test=rules_*' --in-diff "$diff")
     n=0
     if [ -s "$diff" ]; then
+      install
       n=$(cargo mutants --package gateway-core "${args[@]}" --list | grep -c . || true)
     fi
     log "the last commit ($(git rev-parse --short HEAD)) changed $n mutable places in ${PINNED[*]}"
