@@ -2,8 +2,8 @@
 # Sets up and runs every test: format, lints, unit/scenario/property tests,
 # the end-to-end suite against the real Worker in local workerd, the
 # TypeScript client (type check, tests, conformance vectors), the demo page in
-# headless Chromium against the real Worker, the model check, bounded fuzzing
-# of every target, and the loom tests.
+# headless Chromium against the real Worker, the mutants of the last commit's
+# core changes, the model check and bounded fuzzing of every target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="${GATEWAY_TOOLS:-$HOME/.local/share/progress-gateway}/bin:$HOME/.cargo/bin:$PATH"
@@ -37,6 +37,9 @@ node --test --test-timeout=30000 clients/ts/test/*.test.mjs
 step "browser test: the demo page in headless Chromium against the real Worker (bounded: 300 s)"
 [ -f build/index.js ] || scripts/build-worker.sh
 timeout 300 node --test --test-timeout=120000 web/test/browser.test.mjs
+
+step "mutation check: the last commit's mutants in the rules-pinned core files (scripts/mutants.sh ci)"
+scripts/mutants.sh ci
 
 step "model check: cargo run -p model --release"
 cargo run -p model --release
