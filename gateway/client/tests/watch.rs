@@ -32,6 +32,8 @@ enum Plan {
     Refuse(u16, Option<u64>),
     /// Upgrade, then act.
     Script(Vec<Act>),
+    /// Accept the TCP connection and never answer the upgrade.
+    Silent,
 }
 
 #[derive(Clone)]
@@ -78,6 +80,15 @@ async fn serve(plans: Vec<Plan>, state: Option<String>) -> (String, Arc<Mutex<Se
             }
             let plan = plans[upgrades.min(plans.len() - 1)].clone();
             upgrades += 1;
+            if let Plan::Silent = plan {
+                // Hold the connection open (until the client gives up on it) without a word.
+                tokio::spawn(async move {
+                    let mut tcp = tcp;
+                    let mut sink = [0u8; 1024];
+                    while tcp.read(&mut sink).await.is_ok_and(|n| n > 0) {}
+                });
+                continue;
+            }
             tokio::spawn(connection(tcp, plan, Arc::clone(&log)));
         }
     });
@@ -130,7 +141,7 @@ async fn connection(tcp: TcpStream, plan: Plan, log: Arc<Mutex<Seen>>) {
                 }
                 Err(r)
             }
-            Plan::Script(_) => Ok(resp),
+            Plan::Script(_) | Plan::Silent => Ok(resp),
         }
     };
     let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else {
@@ -480,4 +491,36 @@ async fn literal_ping_as_soon_as_the_socket_opens_then_every_interval() {
         let (text, _) = next.clone().expect("no ping within 2 s");
         assert_eq!(text, LITERAL_PING);
     }
+}
+
+#[tokio::test]
+async fn an_upgrade_that_is_never_answered_is_given_up_and_retried() {
+    let (base, _) = serve(vec![Plan::Silent], None).await;
+    let handle = WatchHandle::new();
+    let (mut options, mut rx) = fast(&handle);
+    options.io_timeout = Duration::from_millis(300);
+    let task = tokio::spawn({
+        let base = base.clone();
+        async move { run(&base, options).await }
+    });
+    within(3, "a second upgrade after an unanswered one", async {
+        let mut attempts = 0;
+        while attempts < 2 {
+            let event = rx.recv().await.expect("the watch task is running");
+            assert_ne!(
+                event,
+                WatchEvent::Connected,
+                "a silent server cannot upgrade"
+            );
+            if let WatchEvent::Connecting { .. } = event {
+                attempts += 1;
+            }
+        }
+    })
+    .await;
+    handle.stop();
+    let outcome = within(2, "the end of the watch after stop()", task)
+        .await
+        .unwrap();
+    assert_eq!(outcome.ending, Ending::GaveUp(FailReason::Stopped));
 }
