@@ -168,9 +168,7 @@ impl Producer {
 
     /// An event (or array of events) already in wire form (SPEC §3).
     pub async fn post_raw(&self, job_id: &str, body: &Value) -> Result<Seq, ProducerError> {
-        let v = self
-            .post(self.endpoint.job(job_id, "/events"), body)
-            .await?;
+        let v = self.post(self.endpoint.job(job_id, "events"), body).await?;
         v.get("seq")
             .and_then(Value::as_u64)
             .map(Seq)
@@ -188,12 +186,12 @@ impl Producer {
 
     /// `POST /api/jobs/{jobId}/revoke`: every token of the job stops working.
     pub async fn revoke(&self, job_id: &str) -> Result<(), ProducerError> {
-        self.post(self.endpoint.job(job_id, "/revoke"), &json!({}))
+        self.post(self.endpoint.job(job_id, "revoke"), &json!({}))
             .await
             .map(drop)
     }
 
-    async fn post(&self, url: String, body: &Value) -> Result<Value, ProducerError> {
+    async fn post(&self, url: url::Url, body: &Value) -> Result<Value, ProducerError> {
         let req = self
             .http
             .post(url)
@@ -218,7 +216,7 @@ pub async fn cancel_job_with_tls(
 ) -> Result<(), ProducerError> {
     let endpoint = Endpoint::parse(base_url)?;
     let req = http_client(tls)?
-        .post(endpoint.job(job_id, "/cancel"))
+        .post(endpoint.job(job_id, "cancel"))
         .header("authorization", bearer(token.expose()));
     answer(req).await.map(drop)
 }

@@ -219,9 +219,6 @@ pub async fn watch(
         socket: None,
         pending: None,
         timer: None,
-        kill_seen: 0,
-        resuming_from: None,
-        awaiting_snapshot: false,
     };
     Ok(driver.run().await)
 }
@@ -254,17 +251,14 @@ struct Driver {
     socket: Option<Socket>,
     pending: Option<Pending>,
     timer: Option<Millis>,
-    kill_seen: u64,
-    /// `lastSeq` of the connection being opened, if it resumes.
-    resuming_from: Option<Seq>,
-    /// The next view is the first one of a new socket.
-    awaiting_snapshot: bool,
 }
 
 impl Driver {
     async fn run(&mut self) -> Outcome {
         let handle = self.options.handle.clone();
-        let mut cancel_seen = handle.cancel_generation();
+        let stop = handle.stop_token();
+        let mut cancels = handle.cancel_requests();
+        let mut kills = handle.kill_requests();
         let mut inputs = VecDeque::from([Input::Start]);
         loop {
             while let Some(input) = inputs.pop_front() {
@@ -278,18 +272,20 @@ impl Driver {
             if self.client.is_finished() {
                 break;
             }
+            let open = self.socket.is_some();
             let wake = tokio::select! {
                 biased;
-                () = handle.stopped() => Wake::Stop,
-                g = handle.cancel_requested(cancel_seen) => {
-                    cancel_seen = g;
-                    Wake::Cancel
-                }
-                _ = kill_request(&handle, self.socket.is_some(), self.kill_seen) => Wake::Kill,
+                () = stop.cancelled() => Wake::Stop,
+                Ok(()) = cancels.changed() => Wake::Cancel,
+                Ok(()) = kills.changed(), if open => Wake::Kill,
                 a = answer(&mut self.pending) => Wake::Answer(a),
                 m = next_message(&mut self.socket) => Wake::Message(m),
                 () = until(self.timer) => Wake::Timer,
             };
+            if matches!(wake, Wake::Answer(Answer::Opened(_))) {
+                // A drop requested while no socket was open affects no later socket.
+                let _ = kills.borrow_and_update();
+            }
             if let Some(input) = self.wake(wake) {
                 inputs.push_back(input);
             }
@@ -326,8 +322,6 @@ impl Driver {
             }
             Wake::Answer(Answer::Opened(socket)) => {
                 self.socket = Some(*socket);
-                self.kill_seen = self.options.handle.kill_generation();
-                self.awaiting_snapshot = true;
                 self.emit(WatchEvent::Connected);
                 Some(Input::Opened)
             }
@@ -383,7 +377,6 @@ impl Driver {
         match effect {
             Effect::Connect(params) => {
                 self.socket = None;
-                self.resuming_from = params.last_seq;
                 self.emit(WatchEvent::Connecting {
                     resume_from: params.last_seq,
                 });
@@ -405,32 +398,26 @@ impl Driver {
                 self.pending = None;
                 self.close_socket(Some(code)).await;
             }
-            Effect::SetTimer(at) => {
-                self.timer = at;
-                if let (Some(at), State::Reconnecting { .. }) = (at, self.client.state()) {
-                    self.emit(WatchEvent::Reconnecting { at });
-                }
+            Effect::SetTimer(at) => self.timer = at,
+            Effect::Waiting(backoff) => {
+                self.emit(WatchEvent::Reconnecting { at: backoff.at });
+            }
+            Effect::Resumed { from, recovered } => {
+                self.emit(WatchEvent::Resumed {
+                    from,
+                    at: self.client.view().seq,
+                    recovered,
+                });
             }
             Effect::FetchState(token) => {
                 self.pending = Some(Box::pin(fetch_state(
                     self.http.clone(),
-                    self.endpoint.job_state(&self.job_id),
+                    self.endpoint.job_state_url(&self.job_id).into(),
                     token,
                     self.options.io_timeout,
                 )));
             }
-            Effect::Progress(view) => {
-                if std::mem::take(&mut self.awaiting_snapshot) {
-                    if let Some(from) = self.resuming_from {
-                        self.emit(WatchEvent::Resumed {
-                            from,
-                            at: view.seq,
-                            recovered: view.recovered,
-                        });
-                    }
-                }
-                self.options.handle.latest().publish(view);
-            }
+            Effect::Progress(view) => self.options.handle.latest().publish(view),
             Effect::TokenUpdated { expires_at } => {
                 self.emit(WatchEvent::TokenRefreshed { expires_at });
             }
@@ -473,7 +460,7 @@ async fn open(
     tls: Connector,
     timeout: Duration,
 ) -> Answer {
-    let url = endpoint.ws_progress(&params.query());
+    let url = String::from(endpoint.progress_url(&params));
     let connect = tokio_tungstenite::connect_async_tls_with_config(url, None, false, Some(tls));
     match tokio::time::timeout(timeout, connect).await {
         Ok(Ok((socket, _))) => Answer::Opened(Box::new(socket)),
@@ -543,14 +530,6 @@ async fn next_message(socket: &mut Option<Socket>) -> Option<Result<Message, tun
     match socket {
         Some(s) => s.next().await,
         None => std::future::pending().await,
-    }
-}
-
-async fn kill_request(handle: &WatchHandle, open: bool, seen: u64) -> u64 {
-    if open {
-        handle.kill_requested(seen).await
-    } else {
-        std::future::pending().await
     }
 }
 

@@ -2,8 +2,10 @@
 //! `https://` with a certificate made for the test (rcgen), and a client that
 //! trusts it through `TlsConfig::with_extra_roots_pem`, as `--ca-cert` does.
 //! The default configuration (the Mozilla roots only) must refuse it.
-#![cfg(not(loom))]
 
+mod common;
+
+use common::within;
 use futures_util::{SinkExt, StreamExt};
 use gateway_client::gateway_core::client::{FailReason, JobEnd};
 use gateway_client::gateway_core::protocol::{
@@ -244,11 +246,12 @@ async fn https_producer_and_wss_watch_with_a_trusted_self_signed_cert() {
 
     // One HTTPS producer call.
     let producer = Producer::with_tls(&server.base, "producer-secret", &tls).unwrap();
-    let created = producer
-        .create_job(&CreateJobRequest {
-            total_count: Some(2),
-            ..CreateJobRequest::new(Pipeline::CsvImport)
-        })
+    let request = CreateJobRequest {
+        total_count: Some(2),
+        ..CreateJobRequest::new(Pipeline::CsvImport)
+    };
+    let create = producer.create_job(&request);
+    let created = within(5, "the 202 of POST /api/jobs", create)
         .await
         .unwrap();
     assert_eq!(created.job_id, JOB);
@@ -257,9 +260,8 @@ async fn https_producer_and_wss_watch_with_a_trusted_self_signed_cert() {
     // A full watch over wss://: snapshot, progress, job_complete, close 1000.
     let (options, handle) = options(tls);
     let watched = watch(&server.base, JOB, created.token, options);
-    let outcome = tokio::time::timeout(Duration::from_secs(10), watched)
+    let outcome = within(5, "the watch's end", watched)
         .await
-        .expect("watch ended in time")
         .expect("watch started");
     assert_eq!(
         outcome.ending,
@@ -288,9 +290,12 @@ async fn default_roots_refuse_a_self_signed_cert() {
     let server = serve().await;
 
     let producer = Producer::new(&server.base, "producer-secret").unwrap();
-    let refused = producer
-        .create_job(&CreateJobRequest::new(Pipeline::CsvImport))
-        .await;
+    let refused = within(
+        5,
+        "the refusal of an untrusted certificate",
+        producer.create_job(&CreateJobRequest::new(Pipeline::CsvImport)),
+    )
+    .await;
     assert!(
         matches!(refused, Err(ProducerError::Network(_))),
         "{refused:?}"
@@ -305,18 +310,20 @@ async fn default_roots_refuse_a_self_signed_cert() {
         tokio::spawn(
             async move { watch(&base, JOB, Token::from_string("tok".into()), options).await },
         );
-    let mut attempts = 0;
-    while attempts < 2 {
-        match rx.recv().await.unwrap() {
-            WatchEvent::Connecting { .. } => attempts += 1,
-            WatchEvent::Connected => panic!("connected through an untrusted certificate"),
-            _ => {}
+    within(5, "two upgrade attempts", async {
+        let mut attempts = 0;
+        while attempts < 2 {
+            match rx.recv().await.expect("the watch task is running") {
+                WatchEvent::Connecting { .. } => attempts += 1,
+                WatchEvent::Connected => panic!("connected through an untrusted certificate"),
+                _ => {}
+            }
         }
-    }
+    })
+    .await;
     handle.stop();
-    let outcome = tokio::time::timeout(Duration::from_secs(5), task)
+    let outcome = within(2, "the end of the watch after stop()", task)
         .await
-        .unwrap()
         .unwrap()
         .unwrap();
     assert_eq!(outcome.ending, Ending::GaveUp(FailReason::Stopped));
@@ -344,16 +351,20 @@ async fn cli_ca_cert_flag() {
             cmd.arg("--ca-cert").arg(ca);
         }
         // The server runs on this test's runtime: wait for the CLI off it.
-        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        within(20, "the end of `progress-gateway create`", async move {
+            tokio::task::spawn_blocking(move || cmd.output().unwrap())
+                .await
+                .unwrap()
+        })
     };
-    let without = run(None).await.unwrap();
+    let without = run(None).await;
     assert_eq!(without.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&without.stderr).contains("no answer from the gateway"));
-    let with = run(Some(pem)).await.unwrap();
+    let with = run(Some(pem)).await;
     assert!(with.status.success(), "{with:?}");
     let out: serde_json::Value = serde_json::from_slice(&with.stdout).unwrap();
     assert_eq!(out["jobId"], JOB);
-    let missing = run(Some(dir.join("missing.pem"))).await.unwrap();
+    let missing = run(Some(dir.join("missing.pem"))).await;
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("--ca-cert"));
     std::fs::remove_dir_all(&dir).ok();

@@ -1,11 +1,13 @@
 //! The driver against a tiny WebSocket/HTTP server on 127.0.0.1: each test
 //! scripts what the gateway sends and asserts the outcome a user would see.
-#![cfg(not(loom))]
 
+mod common;
+
+use common::within;
 use futures_util::{SinkExt, StreamExt};
 use gateway_client::gateway_core::client::{FailReason, JobEnd};
 use gateway_client::gateway_core::protocol::{
-    encode, JobHeader, JobStatus, Pipeline, Seq, ServerMessage, Snapshot,
+    encode, JobHeader, JobStatus, Pipeline, Seq, ServerMessage, Snapshot, LITERAL_PING,
 };
 use gateway_client::gateway_core::token::Token;
 use gateway_client::gateway_core::Millis;
@@ -30,6 +32,8 @@ enum Plan {
     Refuse(u16, Option<u64>),
     /// Upgrade, then act.
     Script(Vec<Act>),
+    /// Accept the TCP connection and never answer the upgrade.
+    Silent,
 }
 
 #[derive(Clone)]
@@ -38,6 +42,8 @@ enum Act {
     Close(u16),
     /// Read until the client goes; records whether it sent a close frame.
     AwaitEnd,
+    /// Read this many text frames from the client (each within 2 s) into `texts`.
+    AwaitTexts(usize),
 }
 
 #[derive(Default)]
@@ -48,6 +54,9 @@ struct Seen {
     syncs: Vec<String>,
     /// Close codes the client sent (`None`: it left without a close frame).
     client_closes: Vec<Option<u16>>,
+    /// Text frames the client sent, with the ms since its socket opened
+    /// (`None`: not sent within 2 s).
+    texts: Vec<Option<(String, u128)>>,
 }
 
 /// Starts the scripted gateway; connection `i` follows `plans[i]` (the last plan repeats).
@@ -71,6 +80,15 @@ async fn serve(plans: Vec<Plan>, state: Option<String>) -> (String, Arc<Mutex<Se
             }
             let plan = plans[upgrades.min(plans.len() - 1)].clone();
             upgrades += 1;
+            if let Plan::Silent = plan {
+                // Hold the connection open (until the client gives up on it) without a word.
+                tokio::spawn(async move {
+                    let mut tcp = tcp;
+                    let mut sink = [0u8; 1024];
+                    while tcp.read(&mut sink).await.is_ok_and(|n| n > 0) {}
+                });
+                continue;
+            }
             tokio::spawn(connection(tcp, plan, Arc::clone(&log)));
         }
     });
@@ -123,13 +141,14 @@ async fn connection(tcp: TcpStream, plan: Plan, log: Arc<Mutex<Seen>>) {
                 }
                 Err(r)
             }
-            Plan::Script(_) => Ok(resp),
+            Plan::Script(_) | Plan::Silent => Ok(resp),
         }
     };
     let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else {
         return;
     };
     let Plan::Script(acts) = plan else { return };
+    let opened = std::time::Instant::now();
     for act in acts {
         match act {
             Act::Text(t) => ws.send(Message::text(t)).await.unwrap(),
@@ -151,6 +170,23 @@ async fn connection(tcp: TcpStream, plan: Plan, log: Arc<Mutex<Seen>>) {
                     }
                 }
                 log.lock().unwrap().client_closes.push(code);
+            }
+            Act::AwaitTexts(n) => {
+                for _ in 0..n {
+                    let text = tokio::time::timeout(Duration::from_secs(2), async {
+                        while let Some(Ok(m)) = ws.next().await {
+                            if let Message::Text(t) = m {
+                                return Some(t.to_string());
+                            }
+                        }
+                        None
+                    })
+                    .await
+                    .ok()
+                    .flatten();
+                    let at = opened.elapsed().as_millis();
+                    log.lock().unwrap().texts.push(text.map(|t| (t, at)));
+                }
             }
         }
     }
@@ -219,9 +255,8 @@ fn fast(handle: &WatchHandle) -> (WatchOptions, mpsc::UnboundedReceiver<WatchEve
 
 async fn run(base: &str, options: WatchOptions) -> Outcome {
     let watched = watch(base, JOB, Token::from_string("tok-secret".into()), options);
-    tokio::time::timeout(Duration::from_secs(10), watched)
+    within(5, "the watch's end", watched)
         .await
-        .expect("watch ended in time")
         .expect("watch started")
 }
 
@@ -378,23 +413,19 @@ async fn stop_while_reconnecting_is_observed() {
         async move { run(&base, options).await }
     });
     // Wait until the machine is backing off (Retry-After 30 s), then stop.
-    loop {
-        match rx.recv().await.unwrap() {
-            WatchEvent::Refused {
-                status: 429,
-                retry_after: Some(30),
-            } => {}
-            WatchEvent::Reconnecting { at } => {
+    within(2, "a 30 s backoff after the 429", async {
+        loop {
+            let event = rx.recv().await.expect("the watch task is running");
+            if let WatchEvent::Reconnecting { at } = event {
                 assert!(at.0 >= gateway_client::now_ms().0 + 29_000);
                 break;
             }
-            _ => {}
         }
-    }
+    })
+    .await;
     handle.stop();
-    let outcome = tokio::time::timeout(Duration::from_secs(2), task)
+    let outcome = within(2, "the end of the watch after stop()", task)
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(outcome.ending, Ending::GaveUp(FailReason::Stopped));
 }
@@ -427,4 +458,69 @@ async fn state_sync_after_failed_reconnects_with_bearer_token() {
         seen.lock().unwrap().syncs,
         vec!["Bearer tok-secret".to_owned()]
     );
+}
+
+#[tokio::test]
+async fn literal_ping_as_soon_as_the_socket_opens_then_every_interval() {
+    // The gateway sends nothing until the client has spoken: the first ping
+    // must not wait for the snapshot (SPEC §3).
+    let script = vec![
+        Act::AwaitTexts(1),
+        snapshot(0, 0, false),
+        Act::AwaitTexts(2),
+        complete(1),
+        Act::Close(1000),
+    ];
+    let (base, seen) = serve(vec![Plan::Script(script)], None).await;
+    let handle = WatchHandle::new();
+    let (mut options, _rx) = fast(&handle);
+    options.ping_interval = Some(Millis(700));
+    let outcome = run(&base, options).await;
+    assert!(matches!(
+        outcome.ending,
+        Ending::Job(JobEnd::Succeeded { .. })
+    ));
+    let texts = seen.lock().unwrap().texts.clone();
+    let [first, second, third] = &texts[..] else {
+        panic!("expected 3 client frames, got {texts:?}");
+    };
+    let (first, at) = first.clone().expect("no frame within 2 s of the open");
+    assert_eq!(first, LITERAL_PING, "the first frame is the literal ping");
+    assert!(at < 700, "the first ping waited for the interval ({at} ms)");
+    for next in [second, third] {
+        let (text, _) = next.clone().expect("no ping within 2 s");
+        assert_eq!(text, LITERAL_PING);
+    }
+}
+
+#[tokio::test]
+async fn an_upgrade_that_is_never_answered_is_given_up_and_retried() {
+    let (base, _) = serve(vec![Plan::Silent], None).await;
+    let handle = WatchHandle::new();
+    let (mut options, mut rx) = fast(&handle);
+    options.io_timeout = Duration::from_millis(300);
+    let task = tokio::spawn({
+        let base = base.clone();
+        async move { run(&base, options).await }
+    });
+    within(3, "a second upgrade after an unanswered one", async {
+        let mut attempts = 0;
+        while attempts < 2 {
+            let event = rx.recv().await.expect("the watch task is running");
+            assert_ne!(
+                event,
+                WatchEvent::Connected,
+                "a silent server cannot upgrade"
+            );
+            if let WatchEvent::Connecting { .. } = event {
+                attempts += 1;
+            }
+        }
+    })
+    .await;
+    handle.stop();
+    let outcome = within(2, "the end of the watch after stop()", task)
+        .await
+        .unwrap();
+    assert_eq!(outcome.ending, Ending::GaveUp(FailReason::Stopped));
 }

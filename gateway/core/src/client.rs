@@ -10,6 +10,7 @@ use crate::entropy::Entropy;
 use crate::protocol::{self, JobStatus, Seq, ServerMessage, LITERAL_PING};
 use crate::token::Token;
 use crate::{ClientAction, CloseCode, Millis};
+use std::collections::VecDeque;
 
 /// Client settings.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -207,6 +208,19 @@ impl ConnectParams {
     }
 }
 
+/// One reconnect wait: `min` plus a jitter drawn uniformly from `0..=max - min`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Backoff {
+    /// Consecutive failed attempts so far.
+    pub attempt: u32,
+    /// Shortest wait: the close code's minimum delay or the server's `Retry-After`.
+    pub min: Millis,
+    /// Longest wait: `min` plus the full jitter range of this attempt.
+    pub max: Millis,
+    /// When the next attempt goes out (`now` plus the wait drawn).
+    pub at: Millis,
+}
+
 /// What the client's adapter must do.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Effect {
@@ -229,6 +243,16 @@ pub enum Effect {
     },
     /// The client reached `Completed` or `Failed`.
     Finished(State),
+    /// The client waits to reconnect; its timer is set to `at`.
+    Waiting(Backoff),
+    /// The first snapshot of a socket that resumed with `lastSeq` arrived
+    /// (after the [`Effect::Progress`] it caused).
+    Resumed {
+        /// The `lastSeq` the socket presented.
+        from: Seq,
+        /// Continuity proven: nothing but folded progress was missed.
+        recovered: bool,
+    },
 }
 
 /// The subscriber machine.
@@ -245,6 +269,10 @@ pub struct Client {
     timer: Option<Millis>,
     /// Jitter, from seed bytes.
     rng: Entropy,
+    /// Draws in `[0, 1)` (as `f64` bits) used before `rng`, for conformance replays.
+    scripted: VecDeque<u64>,
+    /// The `lastSeq` the current socket presented, until its first frame.
+    presented: Option<Seq>,
     /// Minimum wait the server asked for (`Retry-After`).
     retry_after: Millis,
 }
@@ -268,8 +296,25 @@ impl Client {
             next_ping: None,
             timer: None,
             rng: Entropy::from_seed(seed),
+            scripted: VecDeque::new(),
+            presented: None,
             retry_after: Millis::ZERO,
         }
+    }
+
+    /// Uses these random draws in `[0, 1)`, in order, one per reconnect wait,
+    /// before the seeded stream (conformance vectors fix them this way). Each
+    /// is clamped into `[0, 1)`; NaN counts as 0.
+    pub fn script_random(&mut self, draws: impl IntoIterator<Item = f64>) {
+        const BELOW_ONE: f64 = 1.0 - f64::EPSILON / 2.0;
+        self.scripted.extend(draws.into_iter().map(|r| {
+            if r.is_nan() {
+                0.0
+            } else {
+                r.clamp(0.0, BELOW_ONE)
+            }
+            .to_bits()
+        }));
     }
 
     /// Where it is.
@@ -321,6 +366,10 @@ impl Client {
             (Input::Start, State::Idle) => self.connect(0, out),
             (Input::Opened, State::Connecting { attempt }) => {
                 self.state = State::Authenticating { attempt };
+                // SPEC §3: a first frame at once. Until a socket has sent one, the
+                // runtime keeps the connection open after the room closes it.
+                out.push(Effect::Send(LITERAL_PING.to_owned()));
+                self.next_ping = Some(now.plus(self.config.ping_interval));
             }
             (
                 Input::Refused {
@@ -332,12 +381,18 @@ impl Client {
                 self.refused(now, attempt, status, retry_after, out);
             }
             (Input::Frame(text), State::Authenticating { .. } | State::Active) => {
-                if matches!(self.state, State::Authenticating { .. }) {
+                let first = matches!(self.state, State::Authenticating { .. });
+                if first {
                     self.state = State::Active;
                     self.retry_after = Millis::ZERO;
-                    self.next_ping = Some(now.plus(self.config.ping_interval));
                 }
-                self.frame(&text, out);
+                let recovered = self.frame(&text, out);
+                if let (true, Some(from), Some(recovered)) = (first, self.presented, recovered) {
+                    out.push(Effect::Resumed { from, recovered });
+                }
+                if first {
+                    self.presented = None;
+                }
             }
             (
                 Input::Closed { code },
@@ -346,7 +401,9 @@ impl Client {
                 self.closed(now, attempt.saturating_add(1), code, out);
             }
             (Input::Closed { code }, State::Active) => self.closed(now, 0, code, out),
-            (Input::Tick, State::Active) if self.next_ping.is_some_and(|t| t <= now) => {
+            (Input::Tick, State::Active | State::Authenticating { .. })
+                if self.next_ping.is_some_and(|t| t <= now) =>
+            {
                 out.push(Effect::Send(LITERAL_PING.to_owned()));
                 self.next_ping = Some(now.plus(self.config.ping_interval));
             }
@@ -407,6 +464,7 @@ impl Client {
         self.state = State::Connecting { attempt };
         self.ending = None;
         self.next_ping = None;
+        self.presented = self.view.seq;
         out.push(Effect::Connect(ConnectParams {
             job_id: self.config.job_id.clone(),
             token: self.token.clone(),
@@ -428,12 +486,12 @@ impl Client {
             404 => self.finish(State::Failed(FailReason::NotFound), out),
             429 => {
                 self.retry_after = Millis::from_secs(retry_after.unwrap_or(1));
-                self.backoff(now, attempt.saturating_add(1), self.retry_after);
+                self.backoff(now, attempt.saturating_add(1), self.retry_after, out);
             }
             s if (400..500).contains(&s) => {
                 self.finish(State::Failed(FailReason::BadRequest(s)), out);
             }
-            _ => self.backoff(now, attempt.saturating_add(1), Millis::ZERO),
+            _ => self.backoff(now, attempt.saturating_add(1), Millis::ZERO, out),
         }
     }
 
@@ -476,25 +534,45 @@ impl Client {
                     self.finish(State::Completed(end), out);
                 } else {
                     let floor = min_delay.max(self.retry_after);
-                    self.backoff(now, attempt, floor);
+                    self.backoff(now, attempt, floor, out);
                 }
             }
         }
     }
 
-    /// Full-jitter exponential backoff: `floor + random(0 ..= min(cap, base·2^attempt))`.
-    fn backoff(&mut self, now: Millis, attempt: u32, floor: Millis) {
+    /// Full-jitter exponential backoff: `floor + floor(r · (ceiling + 1))` with
+    /// `r` in `[0, 1)` and `ceiling = min(cap, base·2^attempt)`.
+    fn backoff(&mut self, now: Millis, attempt: u32, floor: Millis, out: &mut Vec<Effect>) {
         let step = self
             .config
             .backoff_base
             .0
             .saturating_mul(1u64 << attempt.min(20));
         let ceiling = step.min(self.config.backoff_cap.0);
-        let jitter = self.rng.next_u64() % ceiling.saturating_add(1);
-        self.state = State::Reconnecting {
+        let jitter = self.jitter(ceiling);
+        let at = now.plus(floor).plus(Millis(jitter));
+        self.state = State::Reconnecting { attempt, at };
+        out.push(Effect::Waiting(Backoff {
             attempt,
-            at: now.plus(floor).plus(Millis(jitter)),
+            min: floor,
+            max: floor.plus(Millis(ceiling)),
+            at,
+        }));
+    }
+
+    /// A draw from `0..=ceiling`: the next scripted value, else the seeded stream.
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    fn jitter(&mut self, ceiling: u64) -> u64 {
+        let r = match self.scripted.pop_front() {
+            Some(bits) => f64::from_bits(bits),
+            // 53 random bits: every value is an exact f64 in [0, 1).
+            None => (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64,
         };
+        ((r * (ceiling as f64 + 1.0)).floor() as u64).min(ceiling)
     }
 
     fn synced(
@@ -570,10 +648,12 @@ impl Client {
         }
     }
 
-    fn frame(&mut self, text: &str, out: &mut Vec<Effect>) {
+    /// Applies one frame to the view; returns `recovered` if it was a snapshot.
+    fn frame(&mut self, text: &str, out: &mut Vec<Effect>) -> Option<bool> {
         let Ok(frame) = protocol::decode(text) else {
-            return;
+            return None;
         };
+        let mut snapshot = None;
         if let Some(seq) = frame.seq {
             self.view.seq = Some(self.view.seq.map_or(seq, |s| s.max(seq)));
         }
@@ -585,6 +665,7 @@ impl Client {
                 self.view.processed_count = state.processed_count;
                 self.view.total_count = state.total_count;
                 self.view.recovered = recovered;
+                snapshot = Some(recovered);
             }
             ServerMessage::JobStarted {
                 total_count,
@@ -621,11 +702,12 @@ impl Client {
                 self.token = Token::from_string(token);
                 self.token_expires_at = Some(expires_at);
                 out.push(Effect::TokenUpdated { expires_at });
-                return;
+                return None;
             }
-            ServerMessage::Error { .. } | ServerMessage::Pong => return,
+            ServerMessage::Error { .. } | ServerMessage::Pong => return None,
         }
         out.push(Effect::Progress(self.view.clone()));
+        snapshot
     }
 
     fn finish(&mut self, state: State, out: &mut Vec<Effect>) {
@@ -636,9 +718,165 @@ impl Client {
 
     fn next_deadline(&self) -> Option<Millis> {
         match &self.state {
-            State::Active => self.next_ping,
+            State::Active | State::Authenticating { .. } => self.next_ping,
             State::Reconnecting { at, .. } | State::Syncing { at: Some(at), .. } => Some(*at),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{encode, JobHeader, Pipeline, Snapshot};
+
+    const T0: Millis = Millis(1_000_000);
+
+    fn client() -> Client {
+        let mut config = ClientConfig::new("job-1");
+        config.client_id = Some("app-1".into());
+        Client::new(config, Token::from_string("tok".into()), None, [1; 8])
+    }
+
+    fn snapshot(seq: u64, recovered: Option<bool>) -> String {
+        let job = JobHeader {
+            job_id: "job-1".into(),
+            pipeline: Pipeline::CsvImport,
+        };
+        let msg = ServerMessage::Snapshot {
+            resumed: recovered.is_some(),
+            recovered: recovered.unwrap_or(false),
+            state: Snapshot {
+                status: JobStatus::Processing,
+                processed_count: seq,
+                total_count: Some(10),
+            },
+        };
+        encode(&job, T0, Some(Seq(seq)), &msg)
+    }
+
+    fn sends(effects: &[Effect]) -> Vec<&str> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Send(t) => Some(t.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn literal_ping_as_soon_as_the_socket_opens() {
+        let mut c = client();
+        c.handle(T0, Input::Start);
+        let fx = c.handle(T0.plus(Millis(5)), Input::Opened);
+        assert_eq!(sends(&fx), [LITERAL_PING], "no ping on open: {fx:?}");
+        let interval = c.config.ping_interval;
+        assert!(fx.contains(&Effect::SetTimer(Some(T0.plus(Millis(5)).plus(interval)))));
+        // The snapshot does not push the next ping back.
+        let fx = c.handle(T0.plus(Millis(9)), Input::Frame(snapshot(2, None)));
+        assert!(sends(&fx).is_empty());
+        assert!(
+            !fx.iter().any(|e| matches!(e, Effect::SetTimer(_))),
+            "{fx:?}"
+        );
+    }
+
+    #[test]
+    fn then_every_ping_interval_exactly() {
+        let mut c = client();
+        c.handle(T0, Input::Start);
+        c.handle(T0, Input::Opened);
+        c.handle(T0, Input::Frame(snapshot(2, None)));
+        let interval = c.config.ping_interval;
+        let early = c.handle(T0.plus(interval).minus(Millis(1)), Input::Tick);
+        assert!(sends(&early).is_empty(), "pinged early: {early:?}");
+        for k in 1..=3 {
+            let at = T0.plus(Millis(interval.0 * k));
+            let fx = c.handle(at, Input::Tick);
+            assert_eq!(sends(&fx), [LITERAL_PING], "ping {k}");
+            assert!(fx.contains(&Effect::SetTimer(Some(at.plus(interval)))));
+        }
+    }
+
+    #[test]
+    fn pings_while_the_snapshot_is_late() {
+        let mut c = client();
+        c.handle(T0, Input::Start);
+        c.handle(T0, Input::Opened);
+        let interval = c.config.ping_interval;
+        let fx = c.handle(T0.plus(interval), Input::Tick);
+        assert_eq!(sends(&fx), [LITERAL_PING]);
+        assert!(matches!(c.state(), State::Authenticating { attempt: 0 }));
+    }
+
+    #[test]
+    fn no_ping_before_open_nor_after_a_close() {
+        let mut c = client();
+        let fx = c.handle(T0, Input::Start);
+        assert!(sends(&fx).is_empty());
+        assert!(!fx.iter().any(|e| matches!(e, Effect::SetTimer(Some(_)))));
+        c.handle(T0, Input::Opened);
+        c.script_random([0.0]);
+        let fx = c.handle(T0, Input::Closed { code: Some(1012) });
+        assert!(sends(&fx).is_empty());
+        // Only the reconnect timer is left.
+        assert!(fx.contains(&Effect::SetTimer(Some(T0))), "{fx:?}");
+    }
+
+    #[test]
+    fn scripted_random_fixes_the_wait() {
+        let mut c = client();
+        c.script_random([0.5, 0.999_999, 0.0]);
+        c.handle(T0, Input::Start);
+        c.handle(T0, Input::Opened);
+        c.handle(T0, Input::Frame(snapshot(2, None)));
+        // From Active: attempt 0, ceiling = base (1000): floor(0.5 · 1001) = 500.
+        let fx = c.handle(T0, Input::Closed { code: None });
+        let wait = Backoff {
+            attempt: 0,
+            min: Millis::ZERO,
+            max: Millis(1000),
+            at: T0.plus(Millis(500)),
+        };
+        assert!(fx.contains(&Effect::Waiting(wait)), "{fx:?}");
+        // 1013 adds its 5 s floor; attempt 1 doubles the range; r near 1 gives the top.
+        c.handle(T0.plus(Millis(500)), Input::Tick);
+        let fx = c.handle(T0.plus(Millis(500)), Input::Closed { code: Some(1013) });
+        let wait = Backoff {
+            attempt: 1,
+            min: Millis(5000),
+            max: Millis(7000),
+            at: T0.plus(Millis(7500)),
+        };
+        assert!(fx.contains(&Effect::Waiting(wait)), "{fx:?}");
+    }
+
+    #[test]
+    fn resume_is_reported_with_its_continuity() {
+        let mut c = client();
+        c.script_random([0.0]);
+        c.handle(T0, Input::Start);
+        c.handle(T0, Input::Opened);
+        let fx = c.handle(T0, Input::Frame(snapshot(2, None)));
+        assert!(!fx.iter().any(|e| matches!(e, Effect::Resumed { .. })));
+        c.handle(T0, Input::Closed { code: None });
+        let fx = c.handle(T0, Input::Tick);
+        assert!(
+            matches!(&fx[..], [Effect::Connect(p), ..] if p.last_seq == Some(Seq(2))),
+            "{fx:?}"
+        );
+        c.handle(T0, Input::Opened);
+        let fx = c.handle(T0, Input::Frame(snapshot(4, Some(true))));
+        assert_eq!(
+            fx.last(),
+            Some(&Effect::Resumed {
+                from: Seq(2),
+                recovered: true
+            })
+        );
+        // Only the first frame of a socket says so.
+        let fx = c.handle(T0, Input::Frame(snapshot(4, Some(true))));
+        assert!(!fx.iter().any(|e| matches!(e, Effect::Resumed { .. })));
     }
 }

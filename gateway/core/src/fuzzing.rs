@@ -1069,7 +1069,8 @@ fn client_input(
 /// Sequences of client inputs (with virtual time that only moves forward):
 /// the machine never panics, once finished it stays finished and silent,
 /// `Finished` is said exactly once, every timer it sets is not in the past,
-/// it sends only while `Active`, and the seq it shows never goes backwards.
+/// it sends only on an open socket (`Authenticating`, `Active`), every wait it
+/// reports lies in its bounds, and the seq it shows never goes backwards.
 pub fn client_ops(data: &[u8]) {
     let Ok(ops) = Vec::<ClientOp>::arbitrary_take_rest(Unstructured::new(data)) else {
         return;
@@ -1107,7 +1108,14 @@ pub fn client_ops(data: &[u8]) {
                     assert_eq!(s, c.state());
                 }
                 client::Effect::Send(_) => {
-                    assert_eq!(c.state(), &client::State::Active, "{input:?}");
+                    // The literal ping goes out as soon as the socket opens.
+                    assert!(
+                        matches!(
+                            c.state(),
+                            client::State::Active | client::State::Authenticating { .. }
+                        ),
+                        "{input:?}"
+                    );
                 }
                 client::Effect::Connect(p) => {
                     assert!(matches!(c.state(), client::State::Connecting { .. }));
@@ -1116,9 +1124,16 @@ pub fn client_ops(data: &[u8]) {
                 client::Effect::FetchState(_) => {
                     assert!(matches!(c.state(), client::State::Syncing { at: None, .. }));
                 }
+                client::Effect::Waiting(b) => {
+                    assert!(
+                        matches!(c.state(), client::State::Reconnecting { at, .. } if *at == b.at)
+                    );
+                    assert!(b.min <= b.at.minus(now) && b.at.minus(now) <= b.max);
+                }
                 client::Effect::Close(_)
                 | client::Effect::Progress(_)
-                | client::Effect::TokenUpdated { .. } => {}
+                | client::Effect::TokenUpdated { .. }
+                | client::Effect::Resumed { .. } => {}
             }
         }
         assert!(finished_said <= 1);

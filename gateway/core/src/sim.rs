@@ -448,7 +448,9 @@ impl Sim {
                 }
                 client::Effect::Progress(_)
                 | client::Effect::TokenUpdated { .. }
-                | client::Effect::Finished(_) => {}
+                | client::Effect::Finished(_)
+                | client::Effect::Waiting(_)
+                | client::Effect::Resumed { .. } => {}
             }
         }
         self.check_tokens();
