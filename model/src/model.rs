@@ -9,10 +9,13 @@ use gateway_core::client;
 use gateway_core::invariants::{self, Invariant};
 use gateway_core::protocol::ServerMessage;
 use gateway_core::room::SocketId;
-use gateway_core::sim::{Packet, Sim};
-use gateway_core::timer::Timer;
+use gateway_core::sim::{Packet, Sim, SimStats};
+use gateway_core::CloseCode;
 use gateway_core::Millis;
 use stateright::{Model, Property};
+
+/// Timers further away than this are the 24 h cleanup, never woken to.
+const CLEANUP_HORIZON: Millis = Millis::from_hours(1);
 
 /// The virtual time every check starts at.
 pub const START: Millis = Millis(1_763_000_000_000);
@@ -109,7 +112,92 @@ pub struct GatewayState {
     /// Timer wake-ups left once the job has ended.
     pub heal_wakes_left: u8,
     /// Bit `i` set: `Invariant::ALL[i]` was violated on the way here.
-    pub violated: u8,
+    pub violated: u16,
+    /// The last step fired the alarm on a hibernated (or evicted) room.
+    pub cold_alarm: bool,
+}
+
+/// Situations the model claims to reach: each is a `sometimes` property, so
+/// bounds too small to reach one are reported instead of passing silently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Situation {
+    /// The room hibernated while sockets stayed open.
+    HibernatedWithSockets,
+    /// The alarm fired on a hibernated room.
+    AlarmOnHibernatedRoom,
+    /// The room was evicted between a write and its fan-out.
+    EvictedBeforeFanOut,
+    /// A socket was superseded by a newer one of its `clientId`.
+    Superseded,
+    /// A subscriber received a `token_refresh`.
+    TokenRefreshed,
+    /// A zombie socket was swept (4002).
+    ZombieSwept,
+    /// A resume got `recovered:true`.
+    RecoveredResume,
+}
+
+impl Situation {
+    /// Every situation.
+    pub const ALL: [Self; 7] = [
+        Self::HibernatedWithSockets,
+        Self::AlarmOnHibernatedRoom,
+        Self::EvictedBeforeFanOut,
+        Self::Superseded,
+        Self::TokenRefreshed,
+        Self::ZombieSwept,
+        Self::RecoveredResume,
+    ];
+
+    /// The property's name.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::HibernatedWithSockets => "reached: a hibernation with live sockets",
+            Self::AlarmOnHibernatedRoom => "reached: an alarm on a hibernated room",
+            Self::EvictedBeforeFanOut => "reached: an eviction between write and fan-out",
+            Self::Superseded => "reached: a supersede",
+            Self::TokenRefreshed => "reached: a token refresh received",
+            Self::ZombieSwept => "reached: a zombie swept",
+            Self::RecoveredResume => "reached: a resume with recovered:true",
+        }
+    }
+
+    /// Whether a state shows it.
+    #[must_use]
+    pub fn seen(self, state: &GatewayState) -> bool {
+        let sim = &state.sim;
+        match self {
+            Self::HibernatedWithSockets => !sim.is_awake() && sim.runtime_sockets() > 0,
+            Self::AlarmOnHibernatedRoom => state.cold_alarm,
+            Self::EvictedBeforeFanOut => {
+                !sim.is_awake()
+                    && sim.storage.as_ref().is_some_and(|r| {
+                        r.seq > r.delivered.max(sim.delivered_mark.unwrap_or_default())
+                    })
+            }
+            Self::Superseded => sim.logs.values().any(|l| l.superseded),
+            Self::TokenRefreshed => {
+                let first = sim.token.as_ref().map(|(_, exp)| *exp);
+                sim.clients
+                    .iter()
+                    .any(|c| c.machine.token_expires_at() > first)
+            }
+            Self::ZombieSwept => sim.net.iter().any(|p| {
+                matches!(
+                    p,
+                    Packet::DownClose {
+                        code: CloseCode::Idle,
+                        ..
+                    }
+                )
+            }),
+            Self::RecoveredResume => sim.net.iter().any(|p| {
+                matches!(p, Packet::Down { text, .. }
+                    if text.contains(r#""type":"reconnected""#) && text.contains(r#""recovered":true"#))
+            }),
+        }
+    }
 }
 
 impl GatewayState {
@@ -123,7 +211,6 @@ impl GatewayState {
     #[must_use]
     pub fn job_over(&self) -> bool {
         self.sim
-            .room
             .job()
             .is_none_or(|j| invariants::is_terminal(j.phase.status()))
     }
@@ -136,8 +223,8 @@ impl GatewayState {
 }
 
 /// `Invariant::ALL` lists the invariants in declaration order.
-const fn bit(invariant: Invariant) -> u8 {
-    1 << (invariant as u8)
+const fn bit(invariant: Invariant) -> u16 {
+    1 << (invariant as u16)
 }
 
 /// The model of one room under a policy and bounds.
@@ -160,7 +247,7 @@ impl GatewayModel {
     /// started (their upgrades in flight). Logs are kept in full.
     #[must_use]
     pub fn initial_sim(&self) -> Sim {
-        let mut sim = Sim::new(self.policy.room_config(), START, 7);
+        let mut sim = Sim::new(self.policy.room_config(), START, 7).recording();
         sim.create_job(Some(self.bounds.events), self.bounds.ttl);
         for i in 0..self.bounds.subscribers {
             let id = if self.bounds.shared_client_id && i == 1 {
@@ -189,6 +276,7 @@ impl GatewayModel {
             steps_left: b.time_steps,
             heal_wakes_left: b.heal_wakes,
             violated: 0,
+            cold_alarm: false,
         }
     }
 
@@ -260,7 +348,6 @@ impl GatewayModel {
                     return false;
                 };
                 let over = sim
-                    .room
                     .job()
                     .is_none_or(|j| invariants::is_terminal(j.phase.status()));
                 if over {
@@ -289,6 +376,8 @@ pub fn compact(state: &mut GatewayState) {
     for v in state.sim.violations.drain(..) {
         state.violated |= bit(v.invariant);
     }
+    state.cold_alarm = state.sim.stats.cold_alarms > 0;
+    state.sim.stats = SimStats::default();
     compact_logs(&mut state.sim);
 }
 
@@ -364,9 +453,9 @@ impl Model for GatewayModel {
         // the 24 h cleanup: retention is far beyond every other time here.
         let over = state.job_over();
         let quiet = sim.net.is_empty();
-        let cleanup = sim.room.timer(Timer::Cleanup);
+        let horizon = sim.now.plus(CLEANUP_HORIZON);
         if quiet
-            && sim.next_timer().is_some_and(|t| Some(t) != cleanup)
+            && sim.next_timer().is_some_and(|t| t < horizon)
             && !state.all_finished()
             && (if over {
                 state.heal_wakes_left > 0
@@ -425,6 +514,34 @@ impl Model for GatewayModel {
             Property::always(Invariant::FreshToken.name(), |_, s: &GatewayState| {
                 s.holds(Invariant::FreshToken)
             }),
+            Property::always(Invariant::IdleClosed.name(), |_, s: &GatewayState| {
+                s.holds(Invariant::IdleClosed)
+            }),
+            Property::always(Invariant::TimerFires.name(), |_, s: &GatewayState| {
+                s.holds(Invariant::TimerFires)
+            }),
+            sometimes(Situation::HibernatedWithSockets),
+            sometimes(Situation::AlarmOnHibernatedRoom),
+            sometimes(Situation::EvictedBeforeFanOut),
+            sometimes(Situation::Superseded),
+            sometimes(Situation::TokenRefreshed),
+            sometimes(Situation::ZombieSwept),
+            sometimes(Situation::RecoveredResume),
         ]
     }
+}
+
+/// A `sometimes` property for a situation (stateright properties take plain
+/// functions, so each situation gets its own).
+fn sometimes(situation: Situation) -> Property<GatewayModel> {
+    let check: fn(&GatewayModel, &GatewayState) -> bool = match situation {
+        Situation::HibernatedWithSockets => |_, s| Situation::HibernatedWithSockets.seen(s),
+        Situation::AlarmOnHibernatedRoom => |_, s| Situation::AlarmOnHibernatedRoom.seen(s),
+        Situation::EvictedBeforeFanOut => |_, s| Situation::EvictedBeforeFanOut.seen(s),
+        Situation::Superseded => |_, s| Situation::Superseded.seen(s),
+        Situation::TokenRefreshed => |_, s| Situation::TokenRefreshed.seen(s),
+        Situation::ZombieSwept => |_, s| Situation::ZombieSwept.seen(s),
+        Situation::RecoveredResume => |_, s| Situation::RecoveredResume.seen(s),
+    };
+    Property::sometimes(situation.name(), check)
 }

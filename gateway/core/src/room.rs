@@ -20,6 +20,10 @@ use std::collections::{BTreeMap, VecDeque};
 /// next one; ids stay below 2^53 (safe as a JavaScript number) until 2255.
 pub const SOCKET_IDS_PER_MS: u64 = 1024;
 
+/// The log event of a named timer that ran (its `value` is the index in
+/// [`Timer::ALL`]); the harness checks that every due timer runs.
+pub const TIMER_FIRED: &str = "timer_fired";
+
 /// How many event ids the room remembers for idempotent retries.
 pub const REMEMBERED_EVENT_IDS: usize = 1000;
 
@@ -242,15 +246,50 @@ pub struct Attachment {
     pub client_id: Option<String>,
     /// When it was accepted.
     pub connected_at: Millis,
+    /// When its last frame reached the room (literal pings never do; the
+    /// runtime keeps their time instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_frame: Option<Millis>,
+}
+
+/// A socket the runtime kept while the room's memory was gone.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct KeptSocket {
+    /// Its attachment.
+    pub attachment: Attachment,
+    /// When the runtime last answered its literal ping, if it ever did.
+    pub last_auto_response: Option<Millis>,
+}
+
+/// What the runtime keeps of a room while its memory is gone (hibernation or
+/// eviction): everything [`Room::restore`] rebuilds it from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Kept {
+    /// The stored record.
+    pub record: Option<JobRecord>,
+    /// The stored delivered mark ([`Effect::MarkDelivered`]).
+    pub delivered: Option<Seq>,
+    /// The sockets that are still open (never those the room closed).
+    pub sockets: Vec<KeptSocket>,
+    /// The alarm, if one is set.
+    pub alarm: Option<Millis>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Subscriber {
     attachment: Attachment,
-    /// Last frame that reached the room (or accept / restore time).
-    last_seen: Millis,
+    /// The last sign of life the room knows of: its accept, its last frame,
+    /// or its last auto-answered ping as the runtime reported it.
+    last_active: Millis,
     /// Arrival times of recent frames, for the rate limit.
     recent: VecDeque<Millis>,
+}
+
+/// An upgrade the room said yes to, waiting for the runtime's accept.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct PendingAccept {
+    attachment: Attachment,
+    last_seq: Option<Seq>,
 }
 
 /// A validated upgrade request (SPEC §1); built by [`crate::http::parse_upgrade`].
@@ -275,16 +314,9 @@ pub enum WireFrame {
     Binary(usize),
 }
 
-/// Everything that can happen to a room.
+/// Everything that can happen to a room (once [`Room::restore`] built it).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Input {
-    /// The room woke: its record (if any) and the attachments of live sockets.
-    Restored {
-        /// Persisted state.
-        record: Option<JobRecord>,
-        /// Sockets the runtime still holds.
-        sockets: Vec<Attachment>,
-    },
     /// `POST /api/jobs`.
     Create {
         /// The validated body.
@@ -297,7 +329,23 @@ pub enum Input {
         origin: String,
     },
     /// A WebSocket upgrade that passed the HTTP checks.
-    Upgrade(Upgrade),
+    Upgrade {
+        /// The request.
+        request: Upgrade,
+        /// Time of each socket's last runtime-answered ping (for the sweep
+        /// that runs when the socket cap is reached).
+        pings: Vec<(SocketId, Millis)>,
+    },
+    /// The runtime accepted the socket of [`Effect::Accept`].
+    Accepted {
+        /// The socket.
+        socket: SocketId,
+    },
+    /// The runtime could not accept the socket of [`Effect::Accept`].
+    AcceptFailed {
+        /// The socket.
+        socket: SocketId,
+    },
     /// A frame arrived on a socket.
     Frame {
         /// The socket.
@@ -395,7 +443,8 @@ pub struct Log {
 pub enum Effect {
     /// Answer the HTTP request that caused this input.
     Respond(Response),
-    /// Accept the upgrade: attach this state to the new socket.
+    /// Accept the upgrade: attach this state to the new socket, then feed
+    /// back [`Input::Accepted`] or [`Input::AcceptFailed`].
     Accept {
         /// The new socket.
         socket: SocketId,
@@ -418,8 +467,19 @@ pub enum Effect {
         /// The reason (≤ 123 bytes).
         reason: String,
     },
+    /// Replace a live socket's attachment.
+    Attach {
+        /// The socket.
+        socket: SocketId,
+        /// Its new attachment.
+        attachment: Attachment,
+    },
     /// Write the record; await it before carrying out the next effect.
     Persist(JobRecord),
+    /// Write the delivered mark (a small key of its own): every socket was
+    /// sent everything through this seq. Need not be awaited; if it is lost,
+    /// the next wake only sends a redundant snapshot.
+    MarkDelivered(Seq),
     /// Delete everything stored for the job.
     Forget,
     /// Set (or, with `None`, delete) the one alarm.
@@ -432,9 +492,9 @@ pub enum Effect {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Room {
     config: RoomConfig,
-    restored: bool,
     job: Option<JobRecord>,
     sockets: BTreeMap<SocketId, Subscriber>,
+    pending: Option<PendingAccept>,
     timers: Timers,
     alarm: Option<Millis>,
     /// Updates not yet written (seed throttle only).
@@ -445,26 +505,65 @@ pub struct Room {
 }
 
 impl Room {
-    /// A room that has not read its storage yet; feed it [`Input::Restored`] first.
+    /// The only way to build a room: from what the runtime kept (nothing, for
+    /// a room that never stored a job). Deadlines come from what was kept
+    /// (stored times, attachments, auto-response times), never from `now`;
+    /// the effects (a catch-up, a moved alarm) come first.
     #[must_use]
-    pub fn new(config: RoomConfig) -> Self {
-        Self {
+    pub fn restore(config: RoomConfig, now: Millis, kept: Kept) -> (Self, Vec<Effect>) {
+        let mut room = Self {
             config,
-            restored: false,
             job: None,
             sockets: BTreeMap::new(),
+            pending: None,
             timers: Timers::default(),
-            alarm: None,
+            alarm: kept.alarm,
             unpersisted: 0,
-            last_persist: Millis::ZERO,
+            last_persist: now,
             seq_at_input: Seq(0),
+        };
+        let mut out = Vec::new();
+        let Some(mut job) = kept.record else {
+            for s in kept.sockets {
+                out.push(close(s.attachment.socket, &GatewayError::Internal));
+            }
+            room.rearm(now, &mut out);
+            return (room, out);
+        };
+        job.delivered = job.delivered.max(kept.delivered.unwrap_or_default());
+        for s in kept.sockets {
+            let a = s.attachment;
+            job.next_socket = job.next_socket.max(a.socket.0.saturating_add(1));
+            let last_active = a
+                .last_frame
+                .into_iter()
+                .chain(s.last_auto_response)
+                .fold(a.connected_at, Millis::max);
+            room.sockets.insert(
+                a.socket,
+                Subscriber {
+                    attachment: a,
+                    last_active,
+                    recent: VecDeque::new(),
+                },
+            );
         }
-    }
-
-    /// Whether the room has been restored (a warm instance needs no storage read).
-    #[must_use]
-    pub const fn is_restored(&self) -> bool {
-        self.restored
+        let seq = job.seq;
+        let behind = job.delivered < seq;
+        job.delivered = seq;
+        room.seq_at_input = seq;
+        room.job = Some(job);
+        if behind {
+            // Evicted between a write and its fan-out: the sockets may have
+            // missed events, so they get the catch-up a new socket would.
+            let ids: Vec<SocketId> = room.sockets.keys().copied().collect();
+            for id in ids {
+                room.catch_up(now, id, None, &mut out);
+            }
+            out.push(Effect::MarkDelivered(seq));
+        }
+        room.rearm(now, &mut out);
+        (room, out)
     }
 
     /// The job, if one exists.
@@ -496,12 +595,7 @@ impl Room {
     pub fn handle(&mut self, now: Millis, input: Input) -> Vec<Effect> {
         let mut out = Vec::new();
         self.seq_at_input = self.job.as_ref().map_or(Seq(0), |j| j.seq);
-        if !self.restored && !matches!(input, Input::Restored { .. }) {
-            // The adapter restores first; if it did not, there is nothing stored.
-            self.restore(now, None, Vec::new(), &mut out);
-        }
         match input {
-            Input::Restored { record, sockets } => self.restore(now, record, sockets, &mut out),
             Input::Create {
                 request,
                 job_id,
@@ -510,7 +604,18 @@ impl Room {
             } => {
                 self.create(now, &request, job_id, token_random, &origin, &mut out);
             }
-            Input::Upgrade(up) => self.upgrade(now, up, &mut out),
+            Input::Upgrade { request, pings } => self.upgrade(now, request, &pings, &mut out),
+            Input::Accepted { socket } => self.accepted(now, socket, &mut out),
+            Input::AcceptFailed { socket } => {
+                if self
+                    .pending
+                    .take_if(|p| p.attachment.socket == socket)
+                    .is_some()
+                {
+                    out.push(log(Level::Warn, "accept_failed", Some(socket)));
+                    out.push(Effect::Respond(HttpError::internal().into()));
+                }
+            }
             Input::Frame { socket, frame } => self.frame(now, socket, &frame, &mut out),
             Input::Closed { socket } => {
                 if self.sockets.remove(&socket).is_some() {
@@ -543,7 +648,8 @@ impl Room {
             Input::Alarm { pings, random } => {
                 // The runtime's alarm is spent once it fires, due timers or not.
                 self.alarm = None;
-                self.alarm(now, &pings, random, &mut out);
+                self.learn_pings(&pings);
+                self.alarm(now, random, &mut out);
             }
         }
         self.rearm(now, &mut out);
@@ -565,53 +671,6 @@ impl Room {
     }
 
     // --- lifecycle ---------------------------------------------------------
-
-    fn restore(
-        &mut self,
-        now: Millis,
-        record: Option<JobRecord>,
-        sockets: Vec<Attachment>,
-        out: &mut Vec<Effect>,
-    ) {
-        self.restored = true;
-        self.sockets.clear();
-        self.timers = Timers::default();
-        self.alarm = None;
-        self.unpersisted = 0;
-        self.last_persist = now;
-        self.job = record;
-        let Some(job) = &mut self.job else {
-            for a in sockets {
-                out.push(close(a.socket, &GatewayError::Internal));
-            }
-            return;
-        };
-        for a in sockets {
-            job.next_socket = job.next_socket.max(a.socket.0.saturating_add(1));
-            self.sockets.insert(
-                a.socket,
-                Subscriber {
-                    attachment: a,
-                    last_seen: now,
-                    recent: VecDeque::new(),
-                },
-            );
-        }
-        // Evicted between a write and its fan-out: the sockets may have missed
-        // events, so they get the catch-up a new socket would.
-        if job.delivered < job.seq && !self.sockets.is_empty() {
-            let ids: Vec<SocketId> = self.sockets.keys().copied().collect();
-            for id in ids {
-                self.catch_up(now, id, None, out);
-            }
-        }
-        if let Some(job) = &mut self.job {
-            if job.delivered < job.seq {
-                job.delivered = job.seq;
-                out.push(Effect::Persist(job.clone()));
-            }
-        }
-    }
 
     fn create(
         &mut self,
@@ -667,7 +726,13 @@ impl Room {
         out.push(Effect::Respond(ok(202, &body)));
     }
 
-    fn upgrade(&mut self, now: Millis, up: Upgrade, out: &mut Vec<Effect>) {
+    fn upgrade(
+        &mut self,
+        now: Millis,
+        up: Upgrade,
+        pings: &[(SocketId, Millis)],
+        out: &mut Vec<Effect>,
+    ) {
         let refuse = |out: &mut Vec<Effect>, e: HttpError| {
             out.push(Effect::Log(Log {
                 level: Level::Info,
@@ -679,7 +744,7 @@ impl Room {
             }));
             out.push(Effect::Respond(e.into()));
         };
-        let Some(job) = &mut self.job else {
+        let Some(job) = &self.job else {
             return refuse(out, HttpError::job_not_found());
         };
         if let Verdict::Invalid = job.tokens.verify(&up.token, now) {
@@ -690,13 +755,12 @@ impl Room {
                 ),
             );
         }
-        let replaced = up.client_id.as_deref().and_then(|cid| {
-            self.sockets
-                .iter()
-                .find(|(_, s)| s.attachment.client_id.as_deref() == Some(cid))
-                .map(|(id, _)| *id)
-        });
-        let others = self.sockets.len() - usize::from(replaced.is_some());
+        self.learn_pings(pings);
+        if self.others(up.client_id.as_deref()) >= self.config.max_sockets {
+            // Zombies must not hold the last slots: sweep before refusing.
+            self.sweep(now, out);
+        }
+        let others = self.others(up.client_id.as_deref());
         if others >= self.config.max_sockets {
             let mut e = HttpError::new(
                 429,
@@ -706,11 +770,51 @@ impl Room {
             e.retry_after = Some(self.config.retry_after.ceil_secs());
             return refuse(out, e);
         }
+        let Some(job) = &mut self.job else { return };
         // Ids grow with the clock as well as the counter, so a room restored from
         // a record older than its last accept never hands out a live id again.
         let socket = SocketId(job.next_socket.max(now.0.saturating_mul(SOCKET_IDS_PER_MS)));
         job.next_socket = socket.0.saturating_add(1);
-        if let Some(old) = replaced {
+        let attachment = Attachment {
+            socket,
+            client_id: up.client_id,
+            connected_at: now,
+            last_frame: None,
+        };
+        // Nothing changes (no supersede, no slot taken) until the runtime
+        // has accepted the socket.
+        self.pending = Some(PendingAccept {
+            attachment: attachment.clone(),
+            last_seq: up.last_seq,
+        });
+        out.push(Effect::Accept { socket, attachment });
+    }
+
+    /// Sockets that count against the cap for a new socket of `client_id`
+    /// (its own older socket is about to be replaced).
+    fn others(&self, client_id: Option<&str>) -> usize {
+        self.sockets.len() - usize::from(self.socket_of(client_id).is_some())
+    }
+
+    fn socket_of(&self, client_id: Option<&str>) -> Option<SocketId> {
+        let cid = client_id?;
+        self.sockets
+            .iter()
+            .find(|(_, s)| s.attachment.client_id.as_deref() == Some(cid))
+            .map(|(id, _)| *id)
+    }
+
+    /// The runtime accepted the socket: now it replaces the older socket of
+    /// its `clientId` and gets its catch-up.
+    fn accepted(&mut self, now: Millis, socket: SocketId, out: &mut Vec<Effect>) {
+        let Some(pending) = self.pending.take_if(|p| p.attachment.socket == socket) else {
+            // Not an accept this room asked for.
+            return out.push(close(socket, &GatewayError::Internal));
+        };
+        if self.job.is_none() {
+            return out.push(close(socket, &GatewayError::Internal));
+        }
+        if let Some(old) = self.socket_of(pending.attachment.client_id.as_deref()) {
             self.sockets.remove(&old);
             let (code, reason) = match self.config.supersede {
                 SupersedePolicy::Spec => (
@@ -735,25 +839,16 @@ impl Room {
                 reason,
             });
         }
-        let attachment = Attachment {
-            socket,
-            client_id: up.client_id,
-            connected_at: now,
-        };
-        out.push(Effect::Accept {
-            socket,
-            attachment: attachment.clone(),
-        });
         out.push(log(Level::Info, "socket_accepted", Some(socket)));
         self.sockets.insert(
             socket,
             Subscriber {
-                attachment,
-                last_seen: now,
+                attachment: pending.attachment,
+                last_active: now,
                 recent: VecDeque::new(),
             },
         );
-        self.catch_up(now, socket, up.last_seq, out);
+        self.catch_up(now, socket, pending.last_seq, out);
     }
 
     /// The first frames of a socket (SPEC §2): snapshot, then the end if any.
@@ -789,7 +884,13 @@ impl Room {
         let Some(sub) = self.sockets.get_mut(&socket) else {
             return;
         };
-        sub.last_seen = now;
+        sub.last_active = now;
+        // Kept with the socket, so a hibernated room still knows it.
+        sub.attachment.last_frame = Some(now);
+        out.push(Effect::Attach {
+            socket,
+            attachment: sub.attachment.clone(),
+        });
         sub.recent.push_back(now);
         while sub.recent.front().is_some_and(|&t| now.minus(t) >= window) {
             sub.recent.pop_front();
@@ -957,6 +1058,7 @@ impl Room {
             fanout.push((job.seq, msg));
         }
         let terminal = job.phase.terminal().map(|(_, code)| code);
+        let seq = job.seq;
         if !fanout.is_empty() {
             self.persist_update(now, terminal.is_some(), out);
         }
@@ -968,6 +1070,10 @@ impl Room {
             for id in ids {
                 self.close(id, code, "job ended", out);
             }
+        }
+        if !fanout.is_empty() {
+            // The fan-out is done: a wake need not catch the sockets up.
+            out.push(Effect::MarkDelivered(seq));
         }
         out.push(Effect::Respond(ok(
             202,
@@ -1009,14 +1115,25 @@ impl Room {
         )));
     }
 
-    fn alarm(
-        &mut self,
-        now: Millis,
-        pings: &[(SocketId, Millis)],
-        random: [u8; 16],
-        out: &mut Vec<Effect>,
-    ) {
-        for timer in self.timers.take_due(now) {
+    fn alarm(&mut self, now: Millis, random: [u8; 16], out: &mut Vec<Effect>) {
+        let mut due = self.timers.take_due(now);
+        // The sweep's deadline moves with pings the room learns only now, so
+        // every alarm sweeps: the alarm may have been set for it.
+        if !self.sockets.is_empty() && !due.contains(&Timer::IdleSweep) {
+            due.push(Timer::IdleSweep);
+        }
+        for timer in due {
+            out.push(Effect::Log(Log {
+                level: Level::Info,
+                event: TIMER_FIRED,
+                socket: None,
+                seq: None,
+                close_code: None,
+                value: Timer::ALL
+                    .iter()
+                    .position(|t| *t == timer)
+                    .map(|i| i as u64),
+            }));
             match timer {
                 Timer::Cleanup => {
                     let ids: Vec<SocketId> = self.sockets.keys().copied().collect();
@@ -1028,28 +1145,32 @@ impl Room {
                     out.push(log(Level::Info, "job_forgotten", None));
                 }
                 Timer::TokenRefresh => self.refresh_token(now, random, out),
-                Timer::IdleSweep => {
-                    let limit = Millis(self.config.ping_interval.0.saturating_mul(2));
-                    let idle: Vec<SocketId> = self
-                        .sockets
-                        .iter()
-                        .filter(|(id, s)| {
-                            let pinged = pings
-                                .iter()
-                                .filter(|(p, _)| p == *id)
-                                .map(|(_, t)| *t)
-                                .max();
-                            let last = pinged.map_or(s.last_seen, |p| p.max(s.last_seen));
-                            now.minus(last) > limit
-                        })
-                        .map(|(id, _)| *id)
-                        .collect();
-                    for id in idle {
-                        let e = GatewayError::Idle;
-                        self.close(id, e.close_code(), &e.close_reason(), out);
-                    }
-                }
+                Timer::IdleSweep => self.sweep(now, out),
             }
+        }
+    }
+
+    /// What the runtime knows of literal pings the room never saw.
+    fn learn_pings(&mut self, pings: &[(SocketId, Millis)]) {
+        for (id, at) in pings {
+            if let Some(s) = self.sockets.get_mut(id) {
+                s.last_active = s.last_active.max(*at);
+            }
+        }
+    }
+
+    /// Closes (4002) every socket silent for more than 2 × the ping interval.
+    fn sweep(&mut self, now: Millis, out: &mut Vec<Effect>) {
+        let limit = Millis(self.config.ping_interval.0.saturating_mul(2));
+        let idle: Vec<SocketId> = self
+            .sockets
+            .iter()
+            .filter(|(_, s)| now.minus(s.last_active) > limit)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in idle {
+            let e = GatewayError::Idle;
+            self.close(id, e.close_code(), &e.close_reason(), out);
         }
     }
 
@@ -1111,11 +1232,15 @@ impl Room {
                     }
                     _ => self.timers.clear(Timer::TokenRefresh),
                 }
-                if !live {
-                    self.timers.clear(Timer::IdleSweep);
-                } else if self.timers.get(Timer::IdleSweep).is_none() {
-                    self.timers
-                        .set(Timer::IdleSweep, now.plus(self.config.ping_interval));
+                // A socket silent since `oldest` is idle after 2 intervals
+                // and must be closed within one more: one wake per 2 to 3
+                // intervals, not one per interval.
+                match self.sockets.values().map(|s| s.last_active).min() {
+                    Some(oldest) => {
+                        let within = Millis(self.config.ping_interval.0.saturating_mul(3));
+                        self.timers.set(Timer::IdleSweep, oldest.plus(within));
+                    }
+                    None => self.timers.clear(Timer::IdleSweep),
                 }
                 let since = job.ended_at.unwrap_or(job.updated_at);
                 self.timers

@@ -178,11 +178,11 @@ proptest! {
         for op in &ops {
             step(&mut sim, op);
             prop_assert!(sim.violations.is_empty(), "after {:?}: {:#?}", op, sim.violations);
-            prop_assert!(sim.room.live_sockets().count() <= max_sockets);
+            prop_assert!(sim.live_sockets() <= max_sockets);
         }
         // Invariant 7, bounded: end the job, heal the network, wait.
         sim.settle();
-        if sim.room.job().is_some_and(|j| !j.phase.status().is_terminal()) {
+        if sim.job().is_some_and(|j| !j.phase.status().is_terminal()) {
             prop_assert_eq!(sim.producer(r#"{"type":"complete"}"#).status, 202);
         }
         for _ in 0..60 {
