@@ -10,7 +10,6 @@ use gateway_core::invariants::{self, Invariant};
 use gateway_core::protocol::ServerMessage;
 use gateway_core::room::SocketId;
 use gateway_core::sim::{Packet, Sim, SimStats};
-use gateway_core::CloseCode;
 use gateway_core::Millis;
 use stateright::{Model, Property};
 
@@ -85,6 +84,9 @@ pub enum Action {
     DropLink(usize),
     /// A client's link dies silently: the client notices, the room does not.
     HalfOpen(usize),
+    /// A client's link dies silently and its app goes away for good: the
+    /// room is left with a zombie socket that nobody pings on.
+    Vanish(usize),
     /// The user of an active client cancels the job.
     Cancel(usize),
     /// Time moves to the next client timer or alarm.
@@ -113,8 +115,9 @@ pub struct GatewayState {
     pub heal_wakes_left: u8,
     /// Bit `i` set: `Invariant::ALL[i]` was violated on the way here.
     pub violated: u16,
-    /// The last step fired the alarm on a hibernated (or evicted) room.
-    pub cold_alarm: bool,
+    /// Situations the last step went through (bit per `Situation::ALL`
+    /// index), for those that leave no trace in the state.
+    pub step_saw: u8,
 }
 
 /// Situations the model claims to reach: each is a `sometimes` property, so
@@ -163,39 +166,32 @@ impl Situation {
         }
     }
 
-    /// Whether a state shows it.
+    const fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+
+    /// Whether a state shows it (or the step that led to it went through it).
     #[must_use]
     pub fn seen(self, state: &GatewayState) -> bool {
         let sim = &state.sim;
         match self {
             Self::HibernatedWithSockets => !sim.is_awake() && sim.runtime_sockets() > 0,
-            Self::AlarmOnHibernatedRoom => state.cold_alarm,
+            Self::AlarmOnHibernatedRoom
+            | Self::Superseded
+            | Self::ZombieSwept
+            | Self::RecoveredResume => state.step_saw & self.bit() != 0,
             Self::EvictedBeforeFanOut => {
                 !sim.is_awake()
                     && sim.storage.as_ref().is_some_and(|r| {
                         r.seq > r.delivered.max(sim.delivered_mark.unwrap_or_default())
                     })
             }
-            Self::Superseded => sim.logs.values().any(|l| l.superseded),
             Self::TokenRefreshed => {
                 let first = sim.token.as_ref().map(|(_, exp)| *exp);
                 sim.clients
                     .iter()
                     .any(|c| c.machine.token_expires_at() > first)
             }
-            Self::ZombieSwept => sim.net.iter().any(|p| {
-                matches!(
-                    p,
-                    Packet::DownClose {
-                        code: CloseCode::Idle,
-                        ..
-                    }
-                )
-            }),
-            Self::RecoveredResume => sim.net.iter().any(|p| {
-                matches!(p, Packet::Down { text, .. }
-                    if text.contains(r#""type":"reconnected""#) && text.contains(r#""recovered":true"#))
-            }),
         }
     }
 }
@@ -276,7 +272,7 @@ impl GatewayModel {
             steps_left: b.time_steps,
             heal_wakes_left: b.heal_wakes,
             violated: 0,
-            cold_alarm: false,
+            step_saw: 0,
         }
     }
 
@@ -339,6 +335,11 @@ impl GatewayModel {
                 state.drops_left = state.drops_left.saturating_sub(1);
                 sim.half_open(c);
             }
+            Action::Vanish(c) => {
+                state.drops_left = state.drops_left.saturating_sub(1);
+                sim.half_open(c);
+                sim.client_input(c, client::Input::Stop);
+            }
             Action::Cancel(c) => {
                 state.cancels_left = state.cancels_left.saturating_sub(1);
                 sim.client_input(c, client::Input::Cancel);
@@ -376,7 +377,16 @@ pub fn compact(state: &mut GatewayState) {
     for v in state.sim.violations.drain(..) {
         state.violated |= bit(v.invariant);
     }
-    state.cold_alarm = state.sim.stats.cold_alarms > 0;
+    let stats = state.sim.stats;
+    state.step_saw = [
+        (Situation::AlarmOnHibernatedRoom, stats.cold_alarms),
+        (Situation::Superseded, stats.supersedes),
+        (Situation::ZombieSwept, stats.idle_closes),
+        (Situation::RecoveredResume, stats.recovered_resumes),
+    ]
+    .into_iter()
+    .filter(|(_, n)| *n > 0)
+    .fold(0, |m, (s, _)| m | s.bit());
     state.sim.stats = SimStats::default();
     compact_logs(&mut state.sim);
 }
@@ -440,6 +450,7 @@ impl Model for GatewayModel {
             if state.drops_left > 0 && c.socket.is_some() {
                 actions.push(Action::DropLink(i));
                 actions.push(Action::HalfOpen(i));
+                actions.push(Action::Vanish(i));
             }
             if state.cancels_left > 0
                 && !state.job_over()

@@ -118,6 +118,10 @@ fn tell(state: &GatewayState, action: Action) -> (String, String) {
             "network".into(),
             format!("client {c}'s link goes half-open (room not told)"),
         ),
+        Action::Vanish(c) => (
+            "network".into(),
+            format!("client {c}'s link goes half-open and its app stops (a zombie)"),
+        ),
         Action::Cancel(c) => (format!("client {c}"), "user cancels the job".into()),
         Action::Wake => ("clock".into(), "advances to the next timer".into()),
         Action::Sleep => ("clock".into(), "advances by ttl/2 + 1 s".into()),

@@ -96,6 +96,12 @@ pub struct SimStats {
     pub hibernations_with_sockets: u32,
     /// Record writes.
     pub writes: u32,
+    /// Sockets superseded by a newer one of their `clientId`.
+    pub supersedes: u32,
+    /// Sockets the room closed as idle (4002).
+    pub idle_closes: u32,
+    /// `reconnected` snapshots with `recovered:true` received.
+    pub recovered_resumes: u32,
 }
 
 /// One simulated subscriber.
@@ -436,6 +442,16 @@ impl Sim {
             Packet::Upgrade { client, params } => self.upgrade(client, &params),
             Packet::Down { socket, text } => {
                 if let Ok(frame) = protocol::decode(&text) {
+                    if matches!(
+                        frame.message,
+                        protocol::ServerMessage::Snapshot {
+                            resumed: true,
+                            recovered: true,
+                            ..
+                        }
+                    ) {
+                        self.stats.recovered_resumes += 1;
+                    }
                     self.logs
                         .entry(socket)
                         .or_default()
@@ -690,6 +706,7 @@ impl Sim {
             let cid = attachment.client_id.clone();
             for (id, rs) in &self.runtime {
                 if cid.is_some() && rs.open && rs.attachment.client_id == cid {
+                    self.stats.supersedes += 1;
                     self.logs.entry(*id).or_default().superseded = true;
                 }
             }
@@ -757,6 +774,9 @@ impl Sim {
                 Effect::Close { socket, code, .. } => {
                     if let Some(rs) = self.runtime.get_mut(&socket).filter(|s| s.open) {
                         rs.open = false;
+                        if code == CloseCode::Idle {
+                            self.stats.idle_closes += 1;
+                        }
                         self.logs.entry(socket).or_default().canceled_before_close = canceled;
                         self.net.push_back(Packet::DownClose { socket, code });
                     }
