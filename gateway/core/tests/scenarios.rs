@@ -1215,3 +1215,22 @@ fn alarm_wakes_per_idle_hour_with_8_healthy_sockets() {
     }
     assert!((40..=61).contains(&wakes), "{wakes} wakes");
 }
+
+#[test]
+fn a_record_stored_before_the_end_moved_into_the_phase_keeps_its_end_time() {
+    use gateway_core::room::{JobRecord, Kept, Room};
+    let mut s = sim();
+    s.producer(r#"{"type":"complete"}"#);
+    let ended = s.storage.as_ref().unwrap().phase.ended_at().unwrap();
+    // The older shape: the end time beside the phase, not in it.
+    let mut v = serde_json::to_value(s.storage.as_ref().unwrap()).unwrap();
+    v["phase"].as_object_mut().unwrap().remove("at");
+    v["endedAt"] = ended.0.into();
+    let record: JobRecord = serde_json::from_value(v).unwrap();
+    let kept = Kept {
+        record: Some(record),
+        ..Kept::default()
+    };
+    let (room, _) = Room::restore(RoomConfig::default(), s.now, kept);
+    assert_eq!(room.job().unwrap().phase.ended_at(), Some(ended));
+}

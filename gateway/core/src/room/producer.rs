@@ -37,7 +37,7 @@ impl Room {
             message: None,
             created_at: now,
             updated_at: now,
-            ended_at: None,
+            legacy_ended_at: None,
             tokens,
             applied: VecDeque::new(),
             next_socket: 0,
@@ -159,16 +159,16 @@ impl Room {
                 EventKind::Complete { summary } => {
                     job.phase = Phase::Completed {
                         summary: summary.clone(),
+                        at: now,
                     };
-                    job.ended_at = Some(now);
                     ServerMessage::JobComplete { summary }
                 }
                 EventKind::Failed { code, message } => {
                     job.phase = Phase::Failed {
                         code: code.clone(),
                         message: message.clone(),
+                        at: now,
                     };
-                    job.ended_at = Some(now);
                     ServerMessage::Error {
                         code,
                         message,
@@ -214,8 +214,7 @@ impl Room {
         if job.phase.status().is_terminal() {
             return Err(HttpError::job_ended());
         }
-        job.phase = Phase::Canceled;
-        job.ended_at = Some(now);
+        job.phase = Phase::Canceled { at: now };
         job.updated_at = now;
         self.persist_update(now, true, out);
         let ids: Vec<SocketId> = self.sockets.keys().copied().collect();

@@ -15,6 +15,9 @@ pub enum Phase {
     Completed {
         /// The producer's summary (JSON text).
         summary: String,
+        /// When.
+        #[serde(default)]
+        at: Millis,
     },
     /// Ended badly.
     Failed {
@@ -22,9 +25,16 @@ pub enum Phase {
         code: String,
         /// The producer's message.
         message: String,
+        /// When.
+        #[serde(default)]
+        at: Millis,
     },
     /// Canceled by a subscriber.
-    Canceled,
+    Canceled {
+        /// When.
+        #[serde(default)]
+        at: Millis,
+    },
 }
 
 impl Phase {
@@ -36,20 +46,31 @@ impl Phase {
             Self::Processing => JobStatus::Processing,
             Self::Completed { .. } => JobStatus::Completed,
             Self::Failed { .. } => JobStatus::Failed,
-            Self::Canceled => JobStatus::Canceled,
+            Self::Canceled { .. } => JobStatus::Canceled,
+        }
+    }
+
+    /// When the job ended, if it did.
+    #[must_use]
+    pub const fn ended_at(&self) -> Option<Millis> {
+        match self {
+            Self::Pending | Self::Processing => None,
+            Self::Completed { at, .. } | Self::Failed { at, .. } | Self::Canceled { at } => {
+                Some(*at)
+            }
         }
     }
 
     /// The terminal frame and close code, for jobs that ended with an event.
     pub(super) fn terminal(&self) -> Option<(ServerMessage, CloseCode)> {
         match self {
-            Self::Completed { summary } => Some((
+            Self::Completed { summary, .. } => Some((
                 ServerMessage::JobComplete {
                     summary: summary.clone(),
                 },
                 CloseCode::Completed,
             )),
-            Self::Failed { code, message } => Some((
+            Self::Failed { code, message, .. } => Some((
                 ServerMessage::Error {
                     code: code.clone(),
                     message: message.clone(),
@@ -89,8 +110,10 @@ pub struct JobRecord {
     pub created_at: Millis,
     /// Last change.
     pub updated_at: Millis,
-    /// When it ended.
-    pub ended_at: Option<Millis>,
+    /// Records written before the end time moved into [`Phase`] kept it
+    /// here; read once by [`Room::restore`], never written.
+    #[serde(default, rename = "endedAt", skip_serializing)]
+    pub(super) legacy_ended_at: Option<Millis>,
     /// Token hashes and expiries.
     pub tokens: TokenSet,
     /// The last applied event ids and their seqs, oldest first.
@@ -160,10 +183,10 @@ pub struct Attachment {
 pub(super) fn inspect_json(job: &JobRecord) -> serde_json::Value {
     let mut v = job.state_json();
     let result = match &job.phase {
-        Phase::Completed { summary } => serde_json::json!({
+        Phase::Completed { summary, .. } => serde_json::json!({
             "summary": serde_json::from_str::<serde_json::Value>(summary).unwrap_or(serde_json::Value::Null)
         }),
-        Phase::Failed { code, message } => {
+        Phase::Failed { code, message, .. } => {
             serde_json::json!({"error": {"code": code, "message": message}})
         }
         _ => serde_json::Value::Null,
@@ -173,7 +196,9 @@ pub(super) fn inspect_json(job: &JobRecord) -> serde_json::Value {
         o.insert("createdAt".into(), job.created_at.0.into());
         o.insert(
             "endedAt".into(),
-            job.ended_at.map_or(serde_json::Value::Null, |t| t.0.into()),
+            job.phase
+                .ended_at()
+                .map_or(serde_json::Value::Null, |t| t.0.into()),
         );
         o.insert("currentItem".into(), job.current_item.clone().into());
         o.insert("message".into(), job.message.clone().into());

@@ -54,6 +54,13 @@ impl Room {
             return (room, out);
         };
         job.delivered = job.delivered.max(kept.delivered.unwrap_or_default());
+        if let Some(legacy) = job.legacy_ended_at.take() {
+            if let Phase::Completed { at, .. } | Phase::Failed { at, .. } | Phase::Canceled { at } =
+                &mut job.phase
+            {
+                *at = legacy;
+            }
+        }
         for s in kept.sockets {
             let a = s.attachment;
             job.next_socket = job.next_socket.max(a.socket.0.saturating_add(1));

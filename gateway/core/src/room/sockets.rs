@@ -167,7 +167,7 @@ impl Room {
         if let Some((msg, code)) = phase.terminal() {
             self.send(now, &header, socket, Some(seq), &msg, out);
             self.close(socket, code, "job ended", out);
-        } else if phase == Phase::Canceled {
+        } else if matches!(phase, Phase::Canceled { .. }) {
             self.close(socket, CloseCode::Canceled, "job canceled", out);
         }
     }

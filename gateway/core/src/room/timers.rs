@@ -85,7 +85,7 @@ impl Room {
                     }
                     None => self.timers.clear(Timer::IdleSweep),
                 }
-                let since = job.ended_at.unwrap_or(job.updated_at);
+                let since = job.phase.ended_at().unwrap_or(job.updated_at);
                 self.timers
                     .set(Timer::Cleanup, since.plus(self.config.retention));
             }
