@@ -10,7 +10,7 @@ pub mod model;
 pub mod trace;
 
 pub use config::{Bounds, Ending, Policy};
-pub use model::{Action, GatewayModel, GatewayState};
+pub use model::{Action, GatewayModel, GatewayState, Situation};
 
 use gateway_core::invariants::Invariant;
 use stateright::{Checker, Model};
@@ -38,6 +38,8 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// One verdict per SPEC §7 invariant, in order.
     pub verdicts: Vec<Verdict>,
+    /// Each situation the model claims to reach, and whether it did.
+    pub reached: Vec<(Situation, bool)>,
 }
 
 impl Outcome {
@@ -45,6 +47,16 @@ impl Outcome {
     #[must_use]
     pub fn all_hold(&self) -> bool {
         self.verdicts.iter().all(|v| v.counterexample.is_none())
+    }
+
+    /// Situations the bounds were too small to reach.
+    #[must_use]
+    pub fn unreached(&self) -> Vec<Situation> {
+        self.reached
+            .iter()
+            .filter(|(_, r)| !r)
+            .map(|(s, _)| *s)
+            .collect()
     }
 
     /// Whether this invariant was found violated.
@@ -75,7 +87,12 @@ pub fn check(model: GatewayModel, threads: usize, depth: usize) -> Outcome {
                 .map(|p| p.into_actions()),
         })
         .collect();
+    let reached = Situation::ALL
+        .iter()
+        .map(|&s| (s, checker.discovery(s.name()).is_some()))
+        .collect();
     Outcome {
+        reached,
         states: checker.state_count(),
         unique_states: checker.unique_state_count(),
         max_depth: checker.max_depth(),

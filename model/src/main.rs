@@ -137,6 +137,13 @@ fn main() -> ExitCode {
             v.invariant.name()
         );
     }
+    for (situation, reached) in &outcome.reached {
+        println!(
+            "  {:<9} {}",
+            if *reached { "reached" } else { "UNREACHED" },
+            situation.name()
+        );
+    }
     for v in &outcome.verdicts {
         if let Some(path) = &v.counterexample {
             println!(
@@ -147,7 +154,11 @@ fn main() -> ExitCode {
             print!("{}", trace::render(&trace::replay(&model, path)));
         }
     }
-    if outcome.all_hold() {
+    let unreached = outcome.unreached();
+    if !unreached.is_empty() {
+        println!("\nthe bounds are too small to reach: {unreached:?}");
+    }
+    if outcome.all_hold() && unreached.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

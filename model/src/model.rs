@@ -9,10 +9,12 @@ use gateway_core::client;
 use gateway_core::invariants::{self, Invariant};
 use gateway_core::protocol::ServerMessage;
 use gateway_core::room::SocketId;
-use gateway_core::sim::{Packet, Sim};
-use gateway_core::timer::Timer;
+use gateway_core::sim::{Packet, Sim, SimStats};
 use gateway_core::Millis;
 use stateright::{Model, Property};
+
+/// Timers further away than this are the 24 h cleanup, never woken to.
+const CLEANUP_HORIZON: Millis = Millis::from_hours(1);
 
 /// The virtual time every check starts at.
 pub const START: Millis = Millis(1_763_000_000_000);
@@ -82,6 +84,9 @@ pub enum Action {
     DropLink(usize),
     /// A client's link dies silently: the client notices, the room does not.
     HalfOpen(usize),
+    /// A client's link dies silently and its app goes away for good: the
+    /// room is left with a zombie socket that nobody pings on.
+    Vanish(usize),
     /// The user of an active client cancels the job.
     Cancel(usize),
     /// Time moves to the next client timer or alarm.
@@ -109,7 +114,86 @@ pub struct GatewayState {
     /// Timer wake-ups left once the job has ended.
     pub heal_wakes_left: u8,
     /// Bit `i` set: `Invariant::ALL[i]` was violated on the way here.
-    pub violated: u8,
+    pub violated: u16,
+    /// Situations the last step went through (bit per `Situation::ALL`
+    /// index), for those that leave no trace in the state.
+    pub step_saw: u8,
+}
+
+/// Situations the model claims to reach: each is a `sometimes` property, so
+/// bounds too small to reach one are reported instead of passing silently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Situation {
+    /// The room hibernated while sockets stayed open.
+    HibernatedWithSockets,
+    /// The alarm fired on a hibernated room.
+    AlarmOnHibernatedRoom,
+    /// The room was evicted between a write and its fan-out.
+    EvictedBeforeFanOut,
+    /// A socket was superseded by a newer one of its `clientId`.
+    Superseded,
+    /// A subscriber received a `token_refresh`.
+    TokenRefreshed,
+    /// A zombie socket was swept (4002).
+    ZombieSwept,
+    /// A resume got `recovered:true`.
+    RecoveredResume,
+}
+
+impl Situation {
+    /// Every situation.
+    pub const ALL: [Self; 7] = [
+        Self::HibernatedWithSockets,
+        Self::AlarmOnHibernatedRoom,
+        Self::EvictedBeforeFanOut,
+        Self::Superseded,
+        Self::TokenRefreshed,
+        Self::ZombieSwept,
+        Self::RecoveredResume,
+    ];
+
+    /// The property's name.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::HibernatedWithSockets => "reached: a hibernation with live sockets",
+            Self::AlarmOnHibernatedRoom => "reached: an alarm on a hibernated room",
+            Self::EvictedBeforeFanOut => "reached: an eviction between write and fan-out",
+            Self::Superseded => "reached: a supersede",
+            Self::TokenRefreshed => "reached: a token refresh received",
+            Self::ZombieSwept => "reached: a zombie swept",
+            Self::RecoveredResume => "reached: a resume with recovered:true",
+        }
+    }
+
+    const fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+
+    /// Whether a state shows it (or the step that led to it went through it).
+    #[must_use]
+    pub fn seen(self, state: &GatewayState) -> bool {
+        let sim = &state.sim;
+        match self {
+            Self::HibernatedWithSockets => !sim.is_awake() && sim.runtime_sockets() > 0,
+            Self::AlarmOnHibernatedRoom
+            | Self::Superseded
+            | Self::ZombieSwept
+            | Self::RecoveredResume => state.step_saw & self.bit() != 0,
+            Self::EvictedBeforeFanOut => {
+                !sim.is_awake()
+                    && sim.storage.as_ref().is_some_and(|r| {
+                        r.seq > r.delivered.max(sim.delivered_mark.unwrap_or_default())
+                    })
+            }
+            Self::TokenRefreshed => {
+                let first = sim.token.as_ref().map(|(_, exp)| *exp);
+                sim.clients
+                    .iter()
+                    .any(|c| c.machine.token_expires_at() > first)
+            }
+        }
+    }
 }
 
 impl GatewayState {
@@ -123,7 +207,6 @@ impl GatewayState {
     #[must_use]
     pub fn job_over(&self) -> bool {
         self.sim
-            .room
             .job()
             .is_none_or(|j| invariants::is_terminal(j.phase.status()))
     }
@@ -136,8 +219,8 @@ impl GatewayState {
 }
 
 /// `Invariant::ALL` lists the invariants in declaration order.
-const fn bit(invariant: Invariant) -> u8 {
-    1 << (invariant as u8)
+const fn bit(invariant: Invariant) -> u16 {
+    1 << (invariant as u16)
 }
 
 /// The model of one room under a policy and bounds.
@@ -160,7 +243,7 @@ impl GatewayModel {
     /// started (their upgrades in flight). Logs are kept in full.
     #[must_use]
     pub fn initial_sim(&self) -> Sim {
-        let mut sim = Sim::new(self.policy.room_config(), START, 7);
+        let mut sim = Sim::new(self.policy.room_config(), START, 7).recording();
         sim.create_job(Some(self.bounds.events), self.bounds.ttl);
         for i in 0..self.bounds.subscribers {
             let id = if self.bounds.shared_client_id && i == 1 {
@@ -189,6 +272,7 @@ impl GatewayModel {
             steps_left: b.time_steps,
             heal_wakes_left: b.heal_wakes,
             violated: 0,
+            step_saw: 0,
         }
     }
 
@@ -251,6 +335,11 @@ impl GatewayModel {
                 state.drops_left = state.drops_left.saturating_sub(1);
                 sim.half_open(c);
             }
+            Action::Vanish(c) => {
+                state.drops_left = state.drops_left.saturating_sub(1);
+                sim.half_open(c);
+                sim.client_input(c, client::Input::Stop);
+            }
             Action::Cancel(c) => {
                 state.cancels_left = state.cancels_left.saturating_sub(1);
                 sim.client_input(c, client::Input::Cancel);
@@ -260,7 +349,6 @@ impl GatewayModel {
                     return false;
                 };
                 let over = sim
-                    .room
                     .job()
                     .is_none_or(|j| invariants::is_terminal(j.phase.status()));
                 if over {
@@ -289,6 +377,17 @@ pub fn compact(state: &mut GatewayState) {
     for v in state.sim.violations.drain(..) {
         state.violated |= bit(v.invariant);
     }
+    let stats = state.sim.stats;
+    state.step_saw = [
+        (Situation::AlarmOnHibernatedRoom, stats.cold_alarms),
+        (Situation::Superseded, stats.supersedes),
+        (Situation::ZombieSwept, stats.idle_closes),
+        (Situation::RecoveredResume, stats.recovered_resumes),
+    ]
+    .into_iter()
+    .filter(|(_, n)| *n > 0)
+    .fold(0, |m, (s, _)| m | s.bit());
+    state.sim.stats = SimStats::default();
     compact_logs(&mut state.sim);
 }
 
@@ -351,6 +450,7 @@ impl Model for GatewayModel {
             if state.drops_left > 0 && c.socket.is_some() {
                 actions.push(Action::DropLink(i));
                 actions.push(Action::HalfOpen(i));
+                actions.push(Action::Vanish(i));
             }
             if state.cancels_left > 0
                 && !state.job_over()
@@ -364,9 +464,9 @@ impl Model for GatewayModel {
         // the 24 h cleanup: retention is far beyond every other time here.
         let over = state.job_over();
         let quiet = sim.net.is_empty();
-        let cleanup = sim.room.timer(Timer::Cleanup);
+        let horizon = sim.now.plus(CLEANUP_HORIZON);
         if quiet
-            && sim.next_timer().is_some_and(|t| Some(t) != cleanup)
+            && sim.next_timer().is_some_and(|t| t < horizon)
             && !state.all_finished()
             && (if over {
                 state.heal_wakes_left > 0
@@ -425,6 +525,34 @@ impl Model for GatewayModel {
             Property::always(Invariant::FreshToken.name(), |_, s: &GatewayState| {
                 s.holds(Invariant::FreshToken)
             }),
+            Property::always(Invariant::IdleClosed.name(), |_, s: &GatewayState| {
+                s.holds(Invariant::IdleClosed)
+            }),
+            Property::always(Invariant::TimerFires.name(), |_, s: &GatewayState| {
+                s.holds(Invariant::TimerFires)
+            }),
+            sometimes(Situation::HibernatedWithSockets),
+            sometimes(Situation::AlarmOnHibernatedRoom),
+            sometimes(Situation::EvictedBeforeFanOut),
+            sometimes(Situation::Superseded),
+            sometimes(Situation::TokenRefreshed),
+            sometimes(Situation::ZombieSwept),
+            sometimes(Situation::RecoveredResume),
         ]
     }
+}
+
+/// A `sometimes` property for a situation (stateright properties take plain
+/// functions, so each situation gets its own).
+fn sometimes(situation: Situation) -> Property<GatewayModel> {
+    let check: fn(&GatewayModel, &GatewayState) -> bool = match situation {
+        Situation::HibernatedWithSockets => |_, s| Situation::HibernatedWithSockets.seen(s),
+        Situation::AlarmOnHibernatedRoom => |_, s| Situation::AlarmOnHibernatedRoom.seen(s),
+        Situation::EvictedBeforeFanOut => |_, s| Situation::EvictedBeforeFanOut.seen(s),
+        Situation::Superseded => |_, s| Situation::Superseded.seen(s),
+        Situation::TokenRefreshed => |_, s| Situation::TokenRefreshed.seen(s),
+        Situation::ZombieSwept => |_, s| Situation::ZombieSwept.seen(s),
+        Situation::RecoveredResume => |_, s| Situation::RecoveredResume.seen(s),
+    };
+    Property::sometimes(situation.name(), check)
 }

@@ -106,7 +106,10 @@ fn tell(state: &GatewayState, action: Action) -> (String, String) {
             "producer".into(),
             format!("posts {e:?}; the room is evicted right after the write"),
         ),
-        Action::Evict => ("runtime".into(), "evicts and restarts the room".into()),
+        Action::Evict => (
+            "runtime".into(),
+            "evicts the room (the next event rebuilds it)".into(),
+        ),
         Action::DropLink(c) => (
             "network".into(),
             format!("drops client {c}'s link (both ends)"),
@@ -114,6 +117,10 @@ fn tell(state: &GatewayState, action: Action) -> (String, String) {
         Action::HalfOpen(c) => (
             "network".into(),
             format!("client {c}'s link goes half-open (room not told)"),
+        ),
+        Action::Vanish(c) => (
+            "network".into(),
+            format!("client {c}'s link goes half-open and its app stops (a zombie)"),
         ),
         Action::Cancel(c) => (format!("client {c}"), "user cancels the job".into()),
         Action::Wake => ("clock".into(), "advances to the next timer".into()),
@@ -130,6 +137,13 @@ fn effects(before: &GatewayState, after: &GatewayState) -> Vec<String> {
         } else {
             out.push(format!("sends {}", describe(p)));
         }
+    }
+    if before.sim.is_awake() != after.sim.is_awake() {
+        out.push(if after.sim.is_awake() {
+            "room rebuilt from storage and the runtime's sockets".into()
+        } else {
+            "room memory dropped (hibernated or evicted)".into()
+        });
     }
     let seq = |s: &GatewayState| s.sim.storage.as_ref().map(|r| r.seq.0);
     if seq(before) != seq(after) || before.sim.storage.is_some() != after.sim.storage.is_some() {

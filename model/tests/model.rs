@@ -4,7 +4,7 @@
 use gateway_core::invariants::Invariant;
 use gateway_core::room::{SocketId, SOCKET_IDS_PER_MS};
 use model::model::{compact, Channel, ProducerEvent};
-use model::{check, Action, Bounds, GatewayModel, GatewayState, Outcome, Policy};
+use model::{check, Action, Bounds, GatewayModel, GatewayState, Outcome, Policy, Situation};
 use stateright::Model;
 
 /// Small enough for a debug-profile test, large enough to reach eviction,
@@ -25,7 +25,15 @@ fn run(policy: Policy, bounds: Bounds) -> Outcome {
 #[test]
 fn unique_state_count_is_pinned() {
     let outcome = run(Policy::Spec, small());
-    assert_eq!(outcome.unique_states, 148_782, "the model's size changed");
+    assert_eq!(outcome.unique_states, 240_313, "the model's size changed");
+}
+
+#[test]
+fn small_bounds_reach_every_situation_but_a_zombie_sweep() {
+    // A zombie is swept after 3 ping intervals of a running job: one time
+    // step (61 s) is too short; the default bounds (two) reach it.
+    let outcome = run(Policy::Spec, small());
+    assert_eq!(outcome.unreached(), vec![Situation::ZombieSwept]);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use gateway_core::protocol::{parse_client_frame, Incoming, Seq};
-use gateway_core::room::{Input, Room, RoomConfig, Upgrade};
+use gateway_core::room::{Effect, Input, Room, RoomConfig, Upgrade};
 use gateway_core::sim::Sim;
 use gateway_core::Millis;
 use std::hint::black_box;
@@ -26,18 +26,39 @@ fn room_with_sockets(n: usize) -> (Room, String) {
         .clone()
         .map(|t| t.0.expose().to_owned())
         .unwrap_or_default();
+    let room = sim.room_mut();
     for i in 0..n {
-        sim.room.handle(
-            T0,
-            Input::Upgrade(Upgrade {
-                job_id: "sim-job".into(),
-                token: token.clone(),
-                client_id: Some(format!("c{i}")),
-                last_seq: None,
-            }),
-        );
+        upgrade_accepted(room, &token, Some(format!("c{i}")), None);
     }
-    (sim.room, token)
+    (room.clone(), token)
+}
+
+/// An upgrade and its accept by the runtime.
+fn upgrade_accepted(
+    room: &mut Room,
+    token: &str,
+    client_id: Option<String>,
+    last_seq: Option<Seq>,
+) -> Vec<Effect> {
+    let mut fx = room.handle(
+        T0,
+        Input::Upgrade {
+            request: Upgrade {
+                job_id: "sim-job".into(),
+                token: token.to_owned(),
+                client_id,
+                last_seq,
+            },
+            pings: Vec::new(),
+        },
+    );
+    if let Some(socket) = fx.iter().find_map(|e| match e {
+        Effect::Accept { socket, .. } => Some(*socket),
+        _ => None,
+    }) {
+        fx.extend(room.handle(T0, Input::Accepted { socket }));
+    }
+    fx
 }
 
 fn fanout(c: &mut Criterion) {
@@ -90,14 +111,11 @@ fn upgrade(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter(|| {
                 let mut room = room.clone();
-                black_box(room.handle(
-                    T0,
-                    Input::Upgrade(Upgrade {
-                        job_id: "sim-job".into(),
-                        token: token.clone(),
-                        client_id: Some("phone".into()),
-                        last_seq,
-                    }),
+                black_box(upgrade_accepted(
+                    &mut room,
+                    &token,
+                    Some("phone".into()),
+                    last_seq,
                 ))
             });
         });

@@ -623,6 +623,8 @@ pub enum RoomOp {
     IssueToken([u8; 16]),
     /// `POST /api/jobs` again (409 while the job exists).
     CreateAgain,
+    /// The runtime refuses the next accept.
+    FailNextAccept,
 }
 
 /// A whole room script: settings, then steps.
@@ -696,7 +698,7 @@ pub fn run_room_script(script: &RoomScript) {
             "after {op:?}: {:#?}",
             sim.violations
         );
-        assert!(sim.room.live_sockets().count() <= config.max_sockets);
+        assert!(sim.live_sockets() <= config.max_sockets);
     }
     heal_and_finish(&mut sim);
 }
@@ -809,8 +811,9 @@ fn room_step(sim: &mut Sim, op: &RoomOp, first_token: &str) {
             let status = one_response(sim, Input::IssueToken { random: *random });
             assert!(matches!(status, 202 | 404), "{status}");
         }
+        RoomOp::FailNextAccept => sim.fail_next_accept = true,
         RoomOp::CreateAgain => {
-            let exists = sim.room.job().is_some();
+            let exists = sim.job().is_some();
             let status = sim.create_default_job(None).status;
             assert_eq!(status, if exists { 409 } else { 202 });
         }
@@ -821,10 +824,7 @@ fn room_step(sim: &mut Sim, op: &RoomOp, first_token: &str) {
 /// give every started subscriber two virtual hours to finish.
 fn heal_and_finish(sim: &mut Sim) {
     sim.settle();
-    let running = sim
-        .room
-        .job()
-        .is_some_and(|j| !j.phase.status().is_terminal());
+    let running = sim.job().is_some_and(|j| !j.phase.status().is_terminal());
     if running {
         let status = sim.producer(r#"{"type":"complete","summary":{}}"#).status;
         assert_eq!(status, 202);

@@ -27,11 +27,16 @@ pub enum Invariant {
     EventuallyFinished,
     /// 8: a subscriber that stayed connected never holds only expired tokens.
     FreshToken,
+    /// 9: a socket that has sent nothing (not even a literal ping) for 2 × the
+    /// ping interval is closed with 4002 within one more interval.
+    IdleClosed,
+    /// 10: a timer that is due fires, whether the room was warm or hibernated.
+    TimerFires,
 }
 
 impl Invariant {
     /// Every invariant.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 10] = [
         Self::Monotonic,
         Self::NothingAfterComplete,
         Self::CloseCodeJustified,
@@ -40,6 +45,8 @@ impl Invariant {
         Self::Durable,
         Self::EventuallyFinished,
         Self::FreshToken,
+        Self::IdleClosed,
+        Self::TimerFires,
     ];
 
     /// A short name for reports.
@@ -54,6 +61,10 @@ impl Invariant {
             Self::Durable => "6 persisted seq never decreases, no acked event lost",
             Self::EventuallyFinished => "7 every subscriber that keeps trying finishes",
             Self::FreshToken => "8 a connected subscriber holds an unexpired token",
+            Self::IdleClosed => {
+                "9 a socket silent for 2 ping intervals is closed 4002 within one more"
+            }
+            Self::TimerFires => "10 a due timer fires, warm or hibernated",
         }
     }
 }

@@ -1,8 +1,13 @@
 //! A deterministic simulation of one room, several clients and the network
 //! between them, on a virtual clock (after quinn-proto's `Pair`). It plays the
-//! runtime's part: it holds sockets and their attachments across evictions,
-//! answers the literal ping without waking the room, keeps the one alarm and
-//! the stored record. Every step is checked against [`crate::invariants`].
+//! Durable Object runtime's part: it hibernates the room whenever
+//! [`HIBERNATE_AFTER`] passes without an event (memory dropped; storage, the
+//! alarm, the sockets with their attachments and last auto-response times
+//! kept) and rebuilds it on the next event; it answers the literal ping
+//! without waking the room; it keeps sockets the room closed listed until
+//! their client's close arrives. Every step is checked against
+//! [`crate::invariants`]; a violation panics unless the simulation was made
+//! with [`Sim::recording`] (the model and the seed-policy tests).
 
 use crate::client::{self, Client, ClientConfig};
 use crate::entropy::Entropy;
@@ -11,14 +16,19 @@ use crate::protocol::{
     self, CreateJob, Pipeline, Seq, DEFAULT_TTL_SECS, LITERAL_PING, LITERAL_PONG,
 };
 use crate::room::{
-    self, Attachment, Effect, Input, JobRecord, Response, Room, RoomConfig, SocketId, WireFrame,
+    self, Attachment, Effect, Input, JobRecord, Kept, KeptSocket, Response, Room, RoomConfig,
+    SocketId, WireFrame,
 };
+use crate::timer::Timer;
 use crate::token::Token;
 use crate::{CloseCode, Millis};
 use std::collections::{BTreeMap, VecDeque};
 
 /// The job id every simulation uses.
 pub const JOB_ID: &str = "sim-job";
+
+/// How long the runtime keeps a room without events in memory.
+pub const HIBERNATE_AFTER: Millis = Millis(10_000);
 
 /// Something on the wire.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -63,7 +73,35 @@ pub enum Packet {
 struct RuntimeSocket {
     attachment: Attachment,
     client: usize,
+    /// The runtime's last auto-response (a literal ping answered).
     last_ping: Option<Millis>,
+    /// Open; `false` once the room closed it (still listed until the
+    /// client's close frame arrives).
+    open: bool,
+    /// The last frame the client sent on it (or its accept): what the idle
+    /// property is judged on.
+    active_at: Millis,
+}
+
+/// What happened to the room so far (cleared by the model after each step).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SimStats {
+    /// Times the room was rebuilt from storage.
+    pub restores: u32,
+    /// Alarms the runtime fired.
+    pub alarms: u32,
+    /// Alarms that fired on a hibernated (or evicted) room.
+    pub cold_alarms: u32,
+    /// Hibernations with live sockets.
+    pub hibernations_with_sockets: u32,
+    /// Record writes.
+    pub writes: u32,
+    /// Sockets superseded by a newer one of their `clientId`.
+    pub supersedes: u32,
+    /// Sockets the room closed as idle (4002).
+    pub idle_closes: u32,
+    /// `reconnected` snapshots with `recovered:true` received.
+    pub recovered_resumes: u32,
 }
 
 /// One simulated subscriber.
@@ -82,13 +120,21 @@ pub struct SimClient {
 pub struct Sim {
     /// Virtual time.
     pub now: Millis,
-    /// The room.
-    pub room: Room,
+    /// The room while it is in memory; `None` while hibernated or evicted.
+    room: Option<Room>,
     room_config: RoomConfig,
+    /// Time of the room's last event (hibernation starts from it).
+    last_event: Millis,
     /// The stored record (what survives eviction).
     pub storage: Option<JobRecord>,
+    /// The stored delivered mark.
+    pub delivered_mark: Option<Seq>,
     runtime: BTreeMap<SocketId, RuntimeSocket>,
     alarm: Option<Millis>,
+    /// The room's timers the alarm stands for (bit per `Timer::ALL` index).
+    alarm_for: u8,
+    /// Timers the room reported fired during the current alarm.
+    fired: u8,
     /// The clients.
     pub clients: Vec<SimClient>,
     /// Packets in flight, oldest first.
@@ -101,6 +147,11 @@ pub struct Sim {
     pub violations: Vec<Violation>,
     /// The job's first token.
     pub token: Option<(Token, Millis)>,
+    /// The next accept fails (the runtime refuses the socket).
+    pub fail_next_accept: bool,
+    /// Counters of what the runtime did.
+    pub stats: SimStats,
+    strict: bool,
     rng: Entropy,
 }
 
@@ -110,24 +161,128 @@ impl Sim {
     pub fn new(room_config: RoomConfig, start: Millis, seed: u64) -> Self {
         let mut sim = Self {
             now: start,
-            room: Room::new(room_config),
+            room: None,
             room_config,
+            last_event: start,
             storage: None,
+            delivered_mark: None,
             runtime: BTreeMap::new(),
             alarm: None,
+            alarm_for: 0,
+            fired: 0,
             clients: Vec::new(),
             net: VecDeque::new(),
             logs: BTreeMap::new(),
             acked: Seq(0),
             violations: Vec::new(),
             token: None,
+            fail_next_accept: false,
+            stats: SimStats::default(),
+            strict: true,
             rng: Entropy::from_seed(seed.to_le_bytes()),
         };
-        sim.room_input(Input::Restored {
-            record: None,
-            sockets: Vec::new(),
-        });
+        sim.wake();
         sim
+    }
+
+    /// Records violations in [`Sim::violations`] instead of panicking (the
+    /// model, and tests that show what a seed policy breaks).
+    #[must_use]
+    pub const fn recording(mut self) -> Self {
+        self.strict = false;
+        self
+    }
+
+    fn violated(&mut self, v: Violation) {
+        assert!(!self.strict, "{v} (at {})", self.now);
+        if !self.violations.contains(&v) {
+            self.violations.push(v);
+        }
+    }
+
+    /// The room, if it is in memory.
+    #[must_use]
+    pub const fn room(&self) -> Option<&Room> {
+        self.room.as_ref()
+    }
+
+    /// The room, woken from storage if it was hibernated.
+    pub fn room_mut(&mut self) -> &mut Room {
+        self.wake();
+        let config = self.room_config;
+        let now = self.now;
+        self.room
+            .get_or_insert_with(|| Room::restore(config, now, Kept::default()).0)
+    }
+
+    /// Whether the room is in memory.
+    #[must_use]
+    pub const fn is_awake(&self) -> bool {
+        self.room.is_some()
+    }
+
+    /// The job as the room holds it, or as stored while the room sleeps.
+    #[must_use]
+    pub fn job(&self) -> Option<&JobRecord> {
+        match &self.room {
+            Some(room) => room.job(),
+            None => self.storage.as_ref(),
+        }
+    }
+
+    /// Sockets counted against the cap: the room's, or (while it sleeps) the
+    /// open ones the runtime holds, which a wake restores.
+    #[must_use]
+    pub fn live_sockets(&self) -> usize {
+        match &self.room {
+            Some(room) => room.live_sockets().count(),
+            None => self.runtime.values().filter(|s| s.open).count(),
+        }
+    }
+
+    /// Rebuilds the room from what the runtime kept, if it is not in memory.
+    pub fn wake(&mut self) {
+        if self.room.is_some() {
+            return;
+        }
+        let restored = self.storage.as_ref().map_or(Seq(0), |r| r.seq);
+        if let Err(v) = invariants::check_acked_durable(restored, self.acked) {
+            self.violated(v);
+        }
+        self.stats.restores += 1;
+        let sockets = self
+            .runtime
+            .values()
+            .filter(|s| s.open)
+            .map(|s| KeptSocket {
+                attachment: s.attachment.clone(),
+                last_auto_response: s.last_ping,
+            })
+            .collect();
+        let kept = Kept {
+            record: self.storage.clone(),
+            delivered: self.delivered_mark,
+            sockets,
+            alarm: self.alarm,
+        };
+        let (room, effects) = Room::restore(self.room_config, self.now, kept);
+        self.room = Some(room);
+        self.apply_room_effects(effects);
+    }
+
+    /// The runtime drops the room's memory (hibernation), keeping storage,
+    /// the alarm and the sockets.
+    fn hibernate(&mut self) {
+        if self.room.take().is_some() && self.runtime.values().any(|s| s.open) {
+            self.stats.hibernations_with_sockets += 1;
+        }
+    }
+
+    /// Hibernates the room if it had no event from its last one until `at`.
+    fn hibernate_if_quiet(&mut self, at: Millis) {
+        if self.room.is_some() && at >= self.last_event.plus(HIBERNATE_AFTER) {
+            self.hibernate();
+        }
     }
 
     /// Creates the job (`POST /api/jobs`) and returns the response.
@@ -228,31 +383,25 @@ impl Sim {
             })
     }
 
-    /// The runtime evicts the room: memory is lost, storage and sockets stay.
+    /// The runtime evicts the room: memory is lost at once; storage, the
+    /// alarm and the sockets stay, and the next event rebuilds the room.
     pub fn evict(&mut self) {
         // A restart takes time: the new instance never runs in the same millisecond.
         self.now = self.now.plus(Millis(1));
-        self.room = Room::new(self.room_config);
+        self.room = None;
         let restored = self.storage.as_ref().map_or(Seq(0), |r| r.seq);
         if let Err(v) = invariants::check_acked_durable(restored, self.acked) {
-            self.violations.push(v);
+            self.violated(v);
         }
-        let sockets = self
-            .runtime
-            .values()
-            .map(|s| s.attachment.clone())
-            .collect();
-        self.room_input(Input::Restored {
-            record: self.storage.clone(),
-            sockets,
-        });
     }
 
     /// Producer events whose request dies right after the write: the room is
     /// evicted before any socket sees them and before the producer's `202`.
     pub fn events_then_evict(&mut self, body: &str) {
-        let effects = self.room.handle(
-            self.now,
+        self.last_event = self.now;
+        let now = self.now;
+        let effects = self.room_mut().handle(
+            now,
             Input::Events {
                 body: body.as_bytes().to_vec(),
             },
@@ -293,26 +442,38 @@ impl Sim {
             Packet::Upgrade { client, params } => self.upgrade(client, &params),
             Packet::Down { socket, text } => {
                 if let Ok(frame) = protocol::decode(&text) {
+                    if matches!(
+                        frame.message,
+                        protocol::ServerMessage::Snapshot {
+                            resumed: true,
+                            recovered: true,
+                            ..
+                        }
+                    ) {
+                        self.stats.recovered_resumes += 1;
+                    }
                     self.logs
                         .entry(socket)
                         .or_default()
                         .frames
                         .push(frame.clone());
                     if let Some(i) = self.client_of(socket) {
-                        if let Some(c) = self.clients.get_mut(i) {
-                            if let Err(v) = c.watch.observe(&frame) {
-                                self.violations.push(v);
-                            }
+                        let seen = self.clients.get_mut(i).map(|c| c.watch.observe(&frame));
+                        if let Some(Err(v)) = seen {
+                            self.violated(v);
                         }
                         self.client_input(i, client::Input::Frame(text));
                     }
                 }
             }
             Packet::DownClose { socket, code } => {
+                // The client answers the close: the runtime lets the socket go
+                // (the room already forgot it; its close event is not modelled).
+                self.runtime.remove(&socket);
                 let log = self.logs.entry(socket).or_default();
                 log.close = Some(code);
                 if let Err(v) = invariants::check_close(log) {
-                    self.violations.push(v);
+                    self.violated(v);
                 }
                 if let Some(i) = self.client_of(socket) {
                     if let Some(c) = self.clients.get_mut(i) {
@@ -327,7 +488,8 @@ impl Sim {
                 }
             }
             Packet::Up { socket, text } => {
-                if let Some(rs) = self.runtime.get_mut(&socket) {
+                if let Some(rs) = self.runtime.get_mut(&socket).filter(|s| s.open) {
+                    rs.active_at = self.now;
                     if text == LITERAL_PING {
                         rs.last_ping = Some(self.now);
                         self.net.push_back(Packet::Down {
@@ -376,16 +538,35 @@ impl Sim {
             if next > target {
                 break;
             }
-            self.now = self.now.max(next);
+            let next = self.now.max(next);
+            self.check_idle(next);
+            self.hibernate_if_quiet(next);
+            self.now = next;
             if self.alarm.is_some_and(|a| a <= self.now) {
                 self.alarm = None;
-                let pings = self
-                    .runtime
-                    .iter()
-                    .filter_map(|(id, s)| s.last_ping.map(|t| (*id, t)))
-                    .collect();
+                self.stats.alarms += 1;
+                if self.room.is_none() {
+                    self.stats.cold_alarms += 1;
+                }
+                let pings = self.pings();
                 let random = self.rng.next_bytes16();
+                let due = self.alarm_for;
+                self.fired = 0;
                 self.room_input(Input::Alarm { pings, random });
+                let missed = due & !self.fired;
+                self.fired = 0;
+                if missed != 0 {
+                    let names: Vec<Timer> = Timer::ALL
+                        .into_iter()
+                        .enumerate()
+                        .filter(|(i, _)| missed & (1 << i) != 0)
+                        .map(|(_, t)| t)
+                        .collect();
+                    self.violated(Violation {
+                        invariant: invariants::Invariant::TimerFires,
+                        detail: format!("the alarm at {} did not run {names:?}", self.now),
+                    });
+                }
             }
             let due: Vec<usize> = (0..self.clients.len())
                 .filter(|&i| {
@@ -403,8 +584,36 @@ impl Sim {
             }
             self.settle();
         }
+        self.check_idle(target);
+        self.hibernate_if_quiet(target);
         self.now = target;
         self.check_tokens();
+    }
+
+    /// The runtime's last auto-response time of each socket that had one.
+    fn pings(&self) -> Vec<(SocketId, Millis)> {
+        self.runtime
+            .iter()
+            .filter_map(|(id, s)| s.last_ping.map(|t| (*id, t)))
+            .collect()
+    }
+
+    /// The idle property, before time moves to `at`: no open socket may still
+    /// be open more than three ping intervals after its last frame.
+    fn check_idle(&mut self, at: Millis) {
+        let within = Millis(self.room_config.ping_interval.0.saturating_mul(3));
+        let late: Vec<(SocketId, Millis)> = self
+            .runtime
+            .iter()
+            .filter(|(_, s)| s.open && at > s.active_at.plus(within))
+            .map(|(id, s)| (*id, s.active_at))
+            .collect();
+        for (socket, active_at) in late {
+            self.violated(Violation {
+                invariant: invariants::Invariant::IdleClosed,
+                detail: format!("socket {socket} silent since {active_at} is still open at {at}"),
+            });
+        }
     }
 
     /// Feeds a client an input and carries out its effects.
@@ -458,7 +667,15 @@ impl Sim {
 
     /// Feeds the room an input, carries out its effects and returns the HTTP responses.
     pub fn room_input(&mut self, input: Input) -> Vec<Response> {
-        let effects = self.room.handle(self.now, input);
+        self.wake();
+        self.last_event = self.now;
+        let now = self.now;
+        if let Input::Frame { socket, .. } = &input {
+            if let Some(rs) = self.runtime.get_mut(socket) {
+                rs.active_at = now;
+            }
+        }
+        let effects = self.room_mut().handle(now, input);
         self.apply_room_effects(effects)
     }
 
@@ -469,16 +686,29 @@ impl Sim {
             client_id: params.client_id.clone(),
             last_seq: params.last_seq,
         };
-        let effects = self.room.handle(self.now, Input::Upgrade(up));
+        self.wake();
+        self.last_event = self.now;
+        let now = self.now;
+        let pings = self.pings();
+        let effects = self
+            .room_mut()
+            .handle(now, Input::Upgrade { request: up, pings });
         let accepted = effects.iter().find_map(|e| match e {
             Effect::Accept { socket, attachment } => Some((*socket, attachment.clone())),
             _ => None,
         });
-        if let Some((socket, attachment)) = accepted {
+        let mut responses = self.apply_room_effects(effects);
+        if let Some((socket, _)) = accepted.as_ref().filter(|_| self.fail_next_accept) {
+            // The runtime refused the socket; the room answers the request.
+            self.fail_next_accept = false;
+            responses = self.room_input(Input::AcceptFailed { socket: *socket });
+        }
+        if let Some((socket, attachment)) = accepted.filter(|_| responses.is_empty()) {
             // A live socket of the same clientId is superseded by this one.
             let cid = attachment.client_id.clone();
             for (id, rs) in &self.runtime {
-                if cid.is_some() && rs.attachment.client_id == cid {
+                if cid.is_some() && rs.open && rs.attachment.client_id == cid {
+                    self.stats.supersedes += 1;
                     self.logs.entry(*id).or_default().superseded = true;
                 }
             }
@@ -488,17 +718,18 @@ impl Sim {
                     attachment,
                     client,
                     last_ping: None,
+                    open: true,
+                    active_at: now,
                 },
             );
             if let Some(c) = self.clients.get_mut(client) {
                 c.socket = Some(socket);
             }
             self.logs.entry(socket).or_default();
-            let responses = self.apply_room_effects(effects);
+            let responses = self.room_input(Input::Accepted { socket });
             debug_assert!(responses.is_empty());
             self.client_input(client, client::Input::Opened);
         } else {
-            let responses = self.apply_room_effects(effects);
             let r = responses.into_iter().next().unwrap_or(Response {
                 status: 500,
                 body: String::new(),
@@ -516,29 +747,47 @@ impl Sim {
 
     fn apply_room_effects(&mut self, effects: Vec<Effect>) -> Vec<Response> {
         let canceled = self
-            .room
             .job()
             .is_some_and(|j| j.phase.status() == protocol::JobStatus::Canceled);
         let mut responses = Vec::new();
         for e in effects {
             match e {
                 Effect::Respond(r) => responses.push(r),
-                Effect::Accept { .. } | Effect::Log(_) => {}
+                Effect::Log(l) => {
+                    if l.event == room::TIMER_FIRED {
+                        let bit = l.value.and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
+                        self.fired |= 1_u8.checked_shl(bit).unwrap_or(0);
+                    }
+                }
+                Effect::Accept { .. } => {}
+                Effect::Attach { socket, attachment } => {
+                    if let Some(rs) = self.runtime.get_mut(&socket) {
+                        rs.attachment = attachment;
+                    }
+                }
+                Effect::MarkDelivered(seq) => {
+                    self.delivered_mark = Some(self.delivered_mark.map_or(seq, |d| d.max(seq)));
+                }
                 Effect::Send { socket, text } => {
-                    if self.runtime.contains_key(&socket) {
+                    if self.runtime.get(&socket).is_some_and(|s| s.open) {
                         self.net.push_back(Packet::Down { socket, text });
                     }
                 }
                 Effect::Close { socket, code, .. } => {
-                    if self.runtime.remove(&socket).is_some() {
+                    if let Some(rs) = self.runtime.get_mut(&socket).filter(|s| s.open) {
+                        rs.open = false;
+                        if code == CloseCode::Idle {
+                            self.stats.idle_closes += 1;
+                        }
                         self.logs.entry(socket).or_default().canceled_before_close = canceled;
                         self.net.push_back(Packet::DownClose { socket, code });
                     }
                 }
                 Effect::Persist(record) => {
+                    self.stats.writes += 1;
                     let previous = self.storage.as_ref().map(|r| r.seq);
                     if let Err(v) = invariants::check_persist(previous, record.seq, self.acked) {
-                        self.violations.push(v);
+                        self.violated(v);
                     }
                     self.storage = Some(record);
                 }
@@ -546,27 +795,42 @@ impl Sim {
                     // The job is deleted on purpose (24 h after its end); a job
                     // created later under the same id starts its own seq.
                     self.storage = None;
+                    self.delivered_mark = None;
                     self.acked = Seq(0);
                 }
                 Effect::SetAlarm(t) => self.alarm = t,
             }
         }
-        if let Err(v) = invariants::check_one_socket_per_client(&self.room) {
-            self.violations.push(v);
+        if let Some(room) = &self.room {
+            let alarm = self.alarm;
+            self.alarm_for = Timer::ALL
+                .into_iter()
+                .enumerate()
+                .filter(|(_, t)| alarm.is_some() && room.timer(*t) == alarm)
+                .fold(0, |m, (i, _)| m | (1 << i));
+        }
+        let one = self
+            .room
+            .as_ref()
+            .map_or(Ok(()), invariants::check_one_socket_per_client);
+        if let Err(v) = one {
+            self.violated(v);
         }
         responses
     }
 
     fn check_tokens(&mut self) {
-        for c in &self.clients {
-            let connected = matches!(c.machine.state(), client::State::Active);
-            if let Err(v) =
+        let stale: Vec<Violation> = self
+            .clients
+            .iter()
+            .filter_map(|c| {
+                let connected = matches!(c.machine.state(), client::State::Active);
                 invariants::check_fresh_token(connected, c.machine.token_expires_at(), self.now)
-            {
-                if !self.violations.contains(&v) {
-                    self.violations.push(v);
-                }
-            }
+                    .err()
+            })
+            .collect();
+        for v in stale {
+            self.violated(v);
         }
     }
 
@@ -574,10 +838,10 @@ impl Sim {
         self.clients.iter().position(|c| c.socket == Some(socket))
     }
 
-    /// Live sockets the runtime holds.
+    /// Open sockets the runtime holds.
     #[must_use]
     pub fn runtime_sockets(&self) -> usize {
-        self.runtime.len()
+        self.runtime.values().filter(|s| s.open).count()
     }
 
     /// The alarm time.

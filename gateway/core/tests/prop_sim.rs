@@ -10,6 +10,7 @@ use gateway_core::sim::{Packet, Sim};
 use gateway_core::token::Token;
 use gateway_core::Millis;
 use proptest::prelude::*;
+use proptest::test_runner::{RngSeed, TestCaseError};
 
 const T0: Millis = Millis(1_763_000_000_000);
 
@@ -163,8 +164,52 @@ fn done(c: &gateway_core::sim::SimClient) -> bool {
     c.machine.is_finished() || c.machine.state() == &State::Idle
 }
 
+fn run(max_sockets: usize, ttl_secs: u64, ops: &[Op]) -> Result<(), TestCaseError> {
+    let cfg = RoomConfig {
+        max_sockets,
+        ..RoomConfig::default()
+    };
+    let mut sim = Sim::new(cfg, T0, 11);
+    prop_assert_eq!(
+        sim.create_job(Some(40), Millis::from_secs(ttl_secs)).status,
+        202
+    );
+    for op in ops {
+        step(&mut sim, op);
+        prop_assert!(
+            sim.violations.is_empty(),
+            "after {:?}: {:#?}",
+            op,
+            sim.violations
+        );
+        prop_assert!(sim.live_sockets() <= max_sockets);
+    }
+    // Invariant 7, bounded: end the job, heal the network, wait.
+    sim.settle();
+    if sim.job().is_some_and(|j| !j.phase.status().is_terminal()) {
+        prop_assert_eq!(sim.producer(r#"{"type":"complete"}"#).status, 202);
+    }
+    for _ in 0..60 {
+        if sim.clients.iter().all(done) {
+            break;
+        }
+        sim.advance(Millis::from_mins(1));
+    }
+    for (i, c) in sim.clients.iter().enumerate() {
+        prop_assert!(done(c), "client {} stuck in {:?}", i, c.machine.state());
+    }
+    prop_assert!(sim.violations.is_empty(), "{:#?}", sim.violations);
+    Ok(())
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    // A fixed seed: CI runs the same 96 cases every time, so a red run is
+    // reproducible. Set PROPTEST_RNG_SEED to explore others locally.
+    #![proptest_config(ProptestConfig {
+        cases: 96,
+        rng_seed: RngSeed::Fixed(std::env::var("PROPTEST_RNG_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_2026)),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn random_room_and_client_operations_keep_every_invariant(
@@ -172,28 +217,26 @@ proptest! {
         ttl_secs in prop::sample::select(vec![60u64, 600, 7200]),
         ops in prop::collection::vec(op(), 0..40),
     ) {
-        let cfg = RoomConfig { max_sockets, ..RoomConfig::default() };
-        let mut sim = Sim::new(cfg, T0, 11);
-        prop_assert_eq!(sim.create_job(Some(40), Millis::from_secs(ttl_secs)).status, 202);
-        for op in &ops {
-            step(&mut sim, op);
-            prop_assert!(sim.violations.is_empty(), "after {:?}: {:#?}", op, sim.violations);
-            prop_assert!(sim.room.live_sockets().count() <= max_sockets);
-        }
-        // Invariant 7, bounded: end the job, heal the network, wait.
-        sim.settle();
-        if sim.room.job().is_some_and(|j| !j.phase.status().is_terminal()) {
-            prop_assert_eq!(sim.producer(r#"{"type":"complete"}"#).status, 202);
-        }
-        for _ in 0..60 {
-            if sim.clients.iter().all(done) {
-                break;
-            }
-            sim.advance(Millis::from_mins(1));
-        }
-        for (i, c) in sim.clients.iter().enumerate() {
-            prop_assert!(done(c), "client {} stuck in {:?}", i, c.machine.state());
-        }
-        prop_assert!(sim.violations.is_empty(), "{:#?}", sim.violations);
+        run(max_sockets, ttl_secs, &ops)?;
     }
+}
+
+/// Found by an unseeded run: the newest token expired at the exact moment
+/// of a step (invariant 8), one socket, a two-hour token.
+#[test]
+fn token_expiring_at_the_moment_of_a_step() {
+    use Op::*;
+    let ops = [
+        Advance(2_431_830),
+        AddClient(None, false),
+        Advance(4_599_654),
+        Start(0),
+        Advance(168),
+        Binary(0),
+        AddClient(None, false),
+        Start(1),
+        Advance(72_119),
+        Advance(96_229),
+    ];
+    run(1, 7200, &ops).unwrap();
 }

@@ -25,6 +25,13 @@ fn sim_with(cfg: RoomConfig) -> Sim {
     s
 }
 
+/// A simulation that records broken invariants instead of failing at once.
+fn recording_sim_with(cfg: RoomConfig) -> Sim {
+    let mut s = Sim::new(cfg, T0, 7).recording();
+    assert_eq!(s.create_default_job(Some(10)).status, 202);
+    s
+}
+
 fn progress(n: u64) -> String {
     format!(
         r#"{{"type":"progress","processedCount":{n},"totalCount":10,"currentItem":"book {n}"}}"#
@@ -37,6 +44,27 @@ fn nth(s: &Sim, n: usize) -> SocketId {
         .keys()
         .nth(n)
         .expect("that many sockets were accepted")
+}
+
+/// An upgrade straight into the room, accepted by the runtime: the effects of
+/// both steps.
+fn upgrade_accepted(s: &mut Sim, request: gateway_core::room::Upgrade) -> Vec<Effect> {
+    let now = s.now;
+    let room = s.room_mut();
+    let mut fx = room.handle(
+        now,
+        Input::Upgrade {
+            request,
+            pings: vec![],
+        },
+    );
+    if let Some(socket) = fx.iter().find_map(|e| match e {
+        Effect::Accept { socket, .. } => Some(*socket),
+        _ => None,
+    }) {
+        fx.extend(room.handle(now, Input::Accepted { socket }));
+    }
+    fx
 }
 
 /// The app behind a client is gone: a fresh, never-started machine takes its place.
@@ -199,10 +227,11 @@ fn close_1002_for_each_protocol_error_of_the_seed() {
 #[test]
 fn close_1003_for_a_binary_frame() {
     let (mut s, _) = connected(None);
-    let fx = s.room.handle(
-        s.now,
+    let (now, socket) = (s.now, nth(&s, 0));
+    let fx = s.room_mut().handle(
+        now,
         Input::Frame {
-            socket: nth(&s, 0),
+            socket,
             frame: WireFrame::Binary(4),
         },
     );
@@ -256,6 +285,7 @@ fn close_1011_when_sockets_outlive_their_job_record() {
     let (mut s, _) = connected(None);
     s.storage = None; // storage lost: the room cannot serve these sockets
     s.evict();
+    s.wake();
     s.settle();
     assert_eq!(socket_frames(&s, 0).1, Some(1011));
 }
@@ -350,14 +380,14 @@ fn close_1006_drop_then_resume_with_last_seq_recovered() {
 fn last_seq_ahead_of_the_room_is_not_recovered() {
     let mut s = sim();
     let token = s.token.clone().unwrap().0;
-    let fx = s.room.handle(
-        s.now,
-        Input::Upgrade(gateway_core::room::Upgrade {
+    let fx = upgrade_accepted(
+        &mut s,
+        gateway_core::room::Upgrade {
             job_id: "sim-job".into(),
             token: token.expose().into(),
             client_id: None,
             last_seq: Some(Seq(99)),
-        }),
+        },
     );
     let snap = fx.iter().find_map(|e| match e {
         Effect::Send { text, .. } => Some(text.clone()),
@@ -383,7 +413,7 @@ fn close_4000_supersede_never_1000() {
         &State::Failed(FailReason::Superseded)
     );
     assert_eq!(s.clients[new].machine.state(), &State::Active);
-    assert_eq!(s.room.live_sockets().count(), 1);
+    assert_eq!(s.live_sockets(), 1);
     clean(&s);
 }
 
@@ -470,26 +500,28 @@ fn upgrade_refusals_404_401_429_with_retry_after() {
         T0,
         1,
     );
-    let up = |token: &str, client_id: Option<&str>| {
-        Input::Upgrade(gateway_core::room::Upgrade {
-            job_id: "sim-job".into(),
-            token: token.into(),
-            client_id: client_id.map(Into::into),
-            last_seq: None,
-        })
+    let req = |token: &str, client_id: Option<&str>| gateway_core::room::Upgrade {
+        job_id: "sim-job".into(),
+        token: token.into(),
+        client_id: client_id.map(Into::into),
+        last_seq: None,
+    };
+    let up = |token: &str, client_id: Option<&str>| Input::Upgrade {
+        request: req(token, client_id),
+        pings: vec![],
     };
     assert_eq!(s.room_request(up("t", None)).status, 404);
     s.create_default_job(None);
     let token = s.token.clone().unwrap().0.expose().to_owned();
     assert_eq!(s.room_request(up("wrong", None)).status, 401);
-    let fx = s.room.handle(s.now, up(&token, Some("a")));
+    let fx = upgrade_accepted(&mut s, req(&token, Some("a")));
     assert!(fx.iter().any(|e| matches!(e, Effect::Accept { .. })));
-    s.room.handle(s.now, up(&token, Some("b")));
+    upgrade_accepted(&mut s, req(&token, Some("b")));
     let r = s.room_request(up(&token, Some("c")));
     assert_eq!((r.status, r.retry_after), (429, Some(5)));
     assert!(r.body.contains("too_many_sockets"));
     // The same clientId replaces its socket even at the cap.
-    let fx = s.room.handle(s.now, up(&token, Some("a")));
+    let fx = upgrade_accepted(&mut s, req(&token, Some("a")));
     assert!(fx.iter().any(|e| matches!(
         e,
         Effect::Close {
@@ -519,7 +551,7 @@ fn producer_refusals_404_409_413_422_and_create_409() {
     // A batch is all or nothing.
     let r = s.producer(&format!("[{},{}]", progress(6), progress(2)));
     assert_eq!(r.status, 422);
-    assert_eq!(s.room.job().unwrap().seq, Seq(1));
+    assert_eq!(s.job().unwrap().seq, Seq(1));
     assert_eq!(s.producer(r#"{"type":"complete"}"#).status, 202);
     assert_eq!(s.producer(&progress(9)).status, 409);
 }
@@ -575,8 +607,8 @@ fn repeated_event_ids_are_answered_with_the_original_seq_and_not_applied() {
         r#"{"seq":2}"#
     );
     assert_eq!(s.producer(ev).body, r#"{"seq":1}"#);
-    assert_eq!(s.room.job().unwrap().seq, Seq(2));
-    assert_eq!(s.room.job().unwrap().processed_count, 3);
+    assert_eq!(s.job().unwrap().seq, Seq(2));
+    assert_eq!(s.job().unwrap().processed_count, 3);
 }
 
 // --- §2 catch-up --------------------------------------------------------------
@@ -622,7 +654,7 @@ fn race_reconnect_with_same_client_id_while_the_old_socket_is_half_open() {
     let old = &s.logs[&nth(&s, 0)];
     assert!(old.superseded);
     assert_eq!(old.close, Some(CloseCode::Superseded));
-    assert_eq!(s.room.live_sockets().count(), 1);
+    assert_eq!(s.live_sockets(), 1);
     s.producer(r#"{"type":"complete"}"#);
     s.settle();
     assert!(matches!(s.clients[c].machine.state(), State::Completed(_)));
@@ -662,16 +694,22 @@ fn race_eviction_between_a_producer_write_and_its_fan_out() {
     s.settle();
     s.events_then_evict(r#"{"type":"progress","processedCount":2,"eventId":"e-2"}"#);
     s.settle();
-    // The write survived; the restored room caught the socket up.
-    assert_eq!(s.storage.as_ref().unwrap().seq, Seq(2));
-    assert_eq!(socket_frames(&s, 0).0.last(), Some(&(Some(2), "snapshot")));
-    assert_eq!(s.clients[c].machine.view().processed_count, 2);
-    // The producer never got its 202 and retries: answered, not applied twice.
+    assert_eq!(
+        s.storage.as_ref().unwrap().seq,
+        Seq(2),
+        "the write survived"
+    );
+    assert_eq!(s.clients[c].machine.view().processed_count, 1);
+    // The producer never got its 202 and retries: the retry wakes the room,
+    // which catches the socket up, and is answered, not applied twice.
     assert_eq!(
         s.producer(r#"{"type":"progress","processedCount":2,"eventId":"e-2"}"#)
             .body,
         r#"{"seq":2}"#
     );
+    s.settle();
+    assert_eq!(socket_frames(&s, 0).0.last(), Some(&(Some(2), "snapshot")));
+    assert_eq!(s.clients[c].machine.view().processed_count, 2);
     s.producer(&progress(3));
     s.settle();
     assert_eq!(
@@ -693,7 +731,6 @@ fn eviction_and_hibernation_keep_seq_and_sockets() {
         s.producer(&progress(n));
         s.evict();
     }
-    assert!(s.room.is_restored());
     s.producer(r#"{"type":"complete"}"#);
     s.settle();
     for c in [a, b] {
@@ -805,17 +842,22 @@ fn reconnects_keep_going_without_a_fixed_retry_count() {
 
 #[test]
 fn warm_rooms_need_no_storage_read() {
-    let s = sim();
-    assert!(s.room.is_restored());
-    let cold = gateway_core::room::Room::new(RoomConfig::default());
-    assert!(!cold.is_restored());
+    let (mut s, _) = connected(None);
+    let restores = s.stats.restores;
+    s.producer(&progress(1));
+    s.advance(Millis::from_secs(9));
+    s.producer(&progress(2));
+    assert_eq!(s.stats.restores, restores, "warm: no storage read");
+    s.advance(Millis::from_secs(10));
+    s.producer(&progress(3));
+    assert_eq!(s.stats.restores, restores + 1, "hibernated: one read");
 }
 
 // --- the seed's policies break the invariants --------------------------------
 
 #[test]
 fn seed_supersede_policy_tells_a_replaced_socket_the_job_is_done() {
-    let mut s = sim_with(RoomConfig {
+    let mut s = recording_sim_with(RoomConfig {
         supersede: SupersedePolicy::SeedClose1000,
         ..RoomConfig::default()
     });
@@ -840,7 +882,7 @@ fn seed_throttled_persistence_loses_acked_progress_and_goes_backwards() {
         every: 5,
         interval: Millis::from_secs(10),
     };
-    let mut s = sim_with(RoomConfig {
+    let mut s = recording_sim_with(RoomConfig {
         persist: throttled,
         ..RoomConfig::default()
     });
@@ -862,10 +904,11 @@ fn seed_throttled_persistence_loses_acked_progress_and_goes_backwards() {
 #[test]
 fn a_cancel_frame_answers_no_http_request() {
     let (mut s, _) = connected(None);
-    let fx = s.room.handle(
-        s.now,
+    let (now, socket) = (s.now, nth(&s, 0));
+    let fx = s.room_mut().handle(
+        now,
         Input::Frame {
-            socket: nth(&s, 0),
+            socket,
             frame: WireFrame::Text(r#"{"type":"cancel"}"#.into()),
         },
     );
@@ -886,8 +929,10 @@ fn a_cancel_frame_answers_no_http_request() {
 fn an_early_alarm_is_set_again() {
     let (mut s, _) = connected(None);
     let due = s.alarm().unwrap();
-    let fx = s.room.handle(
-        due.minus(Millis(5)),
+    let early = s.now.plus(Millis(5));
+    assert!(early < due);
+    let fx = s.room_mut().handle(
+        early,
         Input::Alarm {
             pings: vec![],
             random: [0; 16],
@@ -931,11 +976,7 @@ fn a_stale_close_never_removes_a_socket_accepted_after_a_restart() {
     s.drop_link(b); // in flight: a's upgrade, then b's close
     s.evict(); // the record predates b's accept
     s.settle();
-    assert_eq!(
-        s.room.live_sockets().count(),
-        1,
-        "a's socket survived b's late close"
-    );
+    assert_eq!(s.live_sockets(), 1, "a's socket survived b's late close");
     s.producer(r#"{"type":"progress","processedCount":1,"totalCount":2}"#);
     s.settle();
     assert_eq!(s.clients[a].machine.view().processed_count, 1);
@@ -985,4 +1026,218 @@ fn a_job_id_can_be_used_again_after_its_cleanup() {
     assert_eq!(s.storage.as_ref().unwrap().seq, Seq(0));
     assert_eq!(s.producer(&progress(1)).body, r#"{"seq":1}"#);
     clean(&s);
+}
+
+// --- issue 10: the room as the runtime runs it (hibernation between events) --
+
+/// A client whose app sends one literal ping on its socket and then nothing:
+/// the link dies silently on the client's side.
+fn ping_once_then_vanish(s: &mut Sim, client: usize) -> SocketId {
+    let socket = s.clients[client].socket.expect("connected");
+    s.net.push_back(Packet::Up {
+        socket,
+        text: gateway_core::protocol::LITERAL_PING.into(),
+    });
+    s.settle();
+    s.half_open(client);
+    forget(s, client);
+    socket
+}
+
+#[test]
+fn a_socket_that_stops_pinging_is_closed_4002_across_hibernation_and_frees_its_slot() {
+    let mut s = sim_with(RoomConfig {
+        max_sockets: 2,
+        ..RoomConfig::default()
+    });
+    let alive = s.add_client(Some("alive"));
+    let zombie = s.add_client(Some("zombie"));
+    s.start(alive);
+    s.start(zombie);
+    s.settle();
+    let silent_since = s.now;
+    let socket = ping_once_then_vanish(&mut s, zombie);
+    // Literal pings never wake the room: it hibernates between alarms.
+    s.advance(Millis::from_secs(11));
+    assert!(
+        !s.is_awake(),
+        "the room hibernates after 10 s without events"
+    );
+    // Within 3 ping intervals of its last frame the zombie is closed 4002.
+    s.advance(silent_since.plus(Millis::from_secs(90)).minus(s.now));
+    assert_eq!(s.logs[&socket].close, Some(CloseCode::Idle));
+    assert_eq!(socket_frames(&s, 0).1, None, "the pinging neighbour stays");
+    assert_eq!(s.clients[alive].machine.state(), &State::Active);
+    // Its slot is free: a new subscriber gets in at the cap of 2.
+    let late = s.add_client(Some("late"));
+    s.start(late);
+    s.settle();
+    assert_eq!(s.clients[late].machine.state(), &State::Active);
+}
+
+#[test]
+fn a_plain_wake_sends_no_snapshot_and_writes_nothing() {
+    let (mut s, _) = connected(Some("phone"));
+    s.producer(&progress(1));
+    s.settle();
+    s.advance(Millis::from_secs(11));
+    assert!(!s.is_awake());
+    let writes = s.stats.writes;
+    let frames = socket_frames(&s, 0).0.len();
+    s.wake();
+    s.settle();
+    assert_eq!(
+        socket_frames(&s, 0).0.len(),
+        frames,
+        "no mid-stream snapshot"
+    );
+    assert_eq!(s.stats.writes, writes, "a wake writes nothing");
+    s.producer(&progress(2));
+    s.settle();
+    assert_eq!(
+        socket_frames(&s, 0).0,
+        vec![
+            (Some(0), "snapshot"),
+            (None, "pong"), // the runtime's answer to the ping sent on open
+            (Some(1), "job_progress"),
+            (Some(2), "job_progress")
+        ]
+    );
+}
+
+#[test]
+fn a_failed_accept_supersedes_nothing_and_takes_no_slot() {
+    let mut s = sim_with(RoomConfig {
+        max_sockets: 1,
+        ..RoomConfig::default()
+    });
+    let old = s.add_client(Some("phone"));
+    s.start(old);
+    s.settle();
+    let again = s.add_client(Some("phone"));
+    s.fail_next_accept = true;
+    s.start(again);
+    s.settle();
+    assert_eq!(
+        socket_frames(&s, 0).1,
+        None,
+        "the old socket was not closed 4000"
+    );
+    assert_eq!(s.clients[old].machine.state(), &State::Active);
+    assert_eq!(s.live_sockets(), 1);
+    // Once the old one leaves, its slot is the only one counted.
+    s.drop_link(old);
+    s.settle();
+    forget(&mut s, old);
+    let other = s.add_client(Some("web"));
+    s.start(other);
+    s.settle();
+    assert_eq!(s.clients[other].machine.state(), &State::Active);
+}
+
+#[test]
+fn sockets_the_room_closed_do_not_come_back_on_a_wake() {
+    let (mut s, _) = connected(Some("phone"));
+    let again = s.add_client(Some("phone"));
+    s.start(again);
+    assert!(
+        s.deliver_one(),
+        "the new socket is accepted, the old one closed 4000"
+    );
+    // The old socket's close is still on its way: the runtime still lists it.
+    s.evict();
+    s.wake();
+    assert_eq!(s.live_sockets(), 1);
+    s.settle();
+    assert_eq!(s.clients[again].machine.state(), &State::Active);
+}
+
+#[test]
+fn at_the_cap_an_idle_socket_is_swept_to_make_room_before_a_429() {
+    let mut s = sim_with(RoomConfig {
+        max_sockets: 2,
+        ..RoomConfig::default()
+    });
+    let alive = s.add_client(Some("alive"));
+    let zombie = s.add_client(Some("zombie"));
+    s.start(alive);
+    s.start(zombie);
+    s.settle();
+    let socket = ping_once_then_vanish(&mut s, zombie);
+    // Past 2 intervals of silence, before the sweep's alarm.
+    s.advance(Millis::from_secs(61));
+    assert_eq!(s.logs[&socket].close, None);
+    let late = s.add_client(Some("late"));
+    s.start(late);
+    s.settle();
+    assert_eq!(s.logs[&socket].close, Some(CloseCode::Idle));
+    assert_eq!(s.clients[late].machine.state(), &State::Active);
+    assert_eq!(s.clients[alive].machine.state(), &State::Active);
+    // One more is still refused: the pinging neighbour is not idle.
+    let over = s.add_client(Some("over"));
+    s.start(over);
+    s.settle();
+    assert!(matches!(
+        s.clients[over].machine.state(),
+        State::Reconnecting { .. }
+    ));
+}
+
+#[test]
+fn a_token_refresh_due_while_the_room_hibernates_runs() {
+    let mut s = Sim::new(RoomConfig::default(), T0, 3);
+    s.create_job(Some(10), Millis::from_secs(120));
+    let c = s.add_client(Some("phone"));
+    s.start(c);
+    s.settle();
+    s.advance(Millis::from_secs(59));
+    assert!(!s.is_awake());
+    let first = s.clients[c].machine.token_expires_at();
+    s.advance(Millis::from_secs(2));
+    assert!(s.clients[c].machine.token_expires_at() > first);
+    assert!(socket_frames(&s, 0).0.contains(&(None, "token_refresh")));
+}
+
+/// A measurement, printed (`--nocapture`): alarm wakes in one idle hour of a
+/// job with 8 healthy subscribers pinging every 30 s. Pinned to the design:
+/// one wake every 2 to 3 ping intervals.
+#[test]
+fn alarm_wakes_per_idle_hour_with_8_healthy_sockets() {
+    let mut s = sim();
+    let clients: Vec<usize> = (0..8)
+        .map(|i| s.add_client(Some(&format!("app-{i}"))))
+        .collect();
+    for &c in &clients {
+        s.start(c);
+    }
+    s.settle();
+    s.advance(Millis::from_mins(5));
+    let before = s.stats;
+    s.advance(Millis::from_hours(1));
+    let wakes = s.stats.alarms - before.alarms;
+    let cold = s.stats.cold_alarms - before.cold_alarms;
+    println!("alarm wakes per idle hour, 8 healthy sockets at 30 s: {wakes} ({cold} on a hibernated room)");
+    for &c in &clients {
+        assert_eq!(s.clients[c].machine.state(), &State::Active);
+    }
+    assert!((40..=61).contains(&wakes), "{wakes} wakes");
+}
+
+#[test]
+fn a_record_stored_before_the_end_moved_into_the_phase_keeps_its_end_time() {
+    use gateway_core::room::{JobRecord, Kept, Room};
+    let mut s = sim();
+    s.producer(r#"{"type":"complete"}"#);
+    let ended = s.storage.as_ref().unwrap().phase.ended_at().unwrap();
+    // The older shape: the end time beside the phase, not in it.
+    let mut v = serde_json::to_value(s.storage.as_ref().unwrap()).unwrap();
+    v["phase"].as_object_mut().unwrap().remove("at");
+    v["endedAt"] = ended.0.into();
+    let record: JobRecord = serde_json::from_value(v).unwrap();
+    let kept = Kept {
+        record: Some(record),
+        ..Kept::default()
+    };
+    let (room, _) = Room::restore(RoomConfig::default(), s.now, kept);
+    assert_eq!(room.job().unwrap().phase.ended_at(), Some(ended));
 }

@@ -4,18 +4,23 @@
 //! in order, and a `Persist` is awaited before anything that follows it.
 //!
 //! The room lives in memory while the instance is warm. A cold instance reads
-//! its one storage record once and restores the room with the attachments of
-//! the sockets the runtime kept. If storage fails, the room is dropped from
-//! memory (the next event reads storage again) and its sockets are closed with
-//! the core's internal-error code.
+//! its storage once (the record and the delivered mark) and restores the room
+//! from what the runtime kept: the open sockets with their attachments and
+//! last auto-response times, and the alarm. If a record write fails, the room
+//! is dropped from memory (the next event reads storage again) and its sockets
+//! are closed with the core's internal-error code; a failed alarm or
+//! delivered-mark write after that is logged, and the room is dropped so the
+//! next event re-arms the alarm.
 
 use std::cell::RefCell;
 
 use gateway_core::error::GatewayError;
 use gateway_core::http::{self, Route};
+use gateway_core::protocol::Seq;
 use gateway_core::protocol::{parse_create_job, LITERAL_PING, LITERAL_PONG};
 use gateway_core::room::{
-    Attachment, Effect, Input, JobRecord, Level, Log, Room, RoomConfig, SocketId, WireFrame,
+    Attachment, Effect, Input, JobRecord, Kept, KeptSocket, Level, Log, Room, RoomConfig, SocketId,
+    WireFrame,
 };
 use gateway_core::Millis;
 use tracing::Instrument;
@@ -27,8 +32,10 @@ use worker::{
 use crate::router::{JOB_ID_HEADER, ORIGIN_HEADER};
 use crate::{guard, log, reply, runtime};
 
-/// The one storage key: the whole job record, so a cold upgrade reads once.
+/// The storage key of the whole job record, so a cold upgrade reads once.
 const RECORD_KEY: &str = "job";
+/// The storage key of the delivered mark (read with the record).
+const DELIVERED_KEY: &str = "delivered";
 /// Optional var: sockets per job (SPEC §6 default 32).
 const MAX_SOCKETS_VAR: &str = "MAX_SOCKETS_PER_JOB";
 /// Optional var: the subscribers' ping interval in ms (idle after twice it).
@@ -47,7 +54,8 @@ pub struct JobRoom {
 #[derive(Default)]
 struct Outcome {
     response: Option<gateway_core::room::Response>,
-    accepted: Option<WebSocket>,
+    /// The socket of an `Accept`, and the client end if the runtime took it.
+    accept: Option<(SocketId, Option<WebSocket>)>,
 }
 
 /// Storage failed; the room has been dropped and its sockets closed.
@@ -159,7 +167,10 @@ impl JobRoom {
             Route::Upgrade => {
                 let upgrade = req.headers().get("upgrade")?;
                 match http::parse_upgrade(upgrade.as_deref(), url.query().unwrap_or_default()) {
-                    Ok(up) => Input::Upgrade(up),
+                    Ok(request) => Input::Upgrade {
+                        request,
+                        pings: self.pings(),
+                    },
                     Err(e) => return reply::error(&e, None),
                 }
             }
@@ -182,17 +193,33 @@ impl JobRoom {
             Route::Health | Route::Preflight => return reply::json(200, "{}".into(), None, None),
             Route::Refused(e) => return reply::error(&e, None),
         };
-        let upgrade = matches!(input, Input::Upgrade(_));
+        let upgrade = matches!(input, Input::Upgrade { .. });
         let (restored, storage_ms) = match self.wake(started).await {
             Ok(woke) => woke,
             Err(StorageFailed(e)) => return self.internal_error(&e, cors),
         };
         let accept_started = runtime::now();
         let effects = self.step(restored, input);
-        let outcome = match self.apply(effects).await {
+        let mut outcome = match self.apply(effects).await {
             Ok(outcome) => outcome,
             Err(StorageFailed(e)) => return self.internal_error(&e, cors),
         };
+        let mut accepted = None;
+        if let Some((socket, client)) = outcome.accept.take() {
+            // The room commits the upgrade (supersede, catch-up) only now.
+            let input = match client {
+                Some(client) => {
+                    accepted = Some(client);
+                    Input::Accepted { socket }
+                }
+                None => Input::AcceptFailed { socket },
+            };
+            let effects = self.step(Vec::new(), input);
+            outcome = match self.apply(effects).await {
+                Ok(outcome) => outcome,
+                Err(StorageFailed(e)) => return self.internal_error(&e, cors),
+            };
+        }
         if upgrade {
             let done = runtime::now();
             tracing::info!(
@@ -201,10 +228,10 @@ impl JobRoom {
                 storage_ms = storage_ms.map_or(0, |m| m.0),
                 accept_ms = done.minus(accept_started).0,
                 total_ms = done.minus(started).0,
-                accepted = outcome.accepted.is_some(),
+                accepted = accepted.is_some(),
             );
         }
-        if let Some(client) = outcome.accepted {
+        if let Some(client) = accepted {
             return Response::from_websocket(client);
         }
         match outcome.response {
@@ -248,19 +275,8 @@ impl JobRoom {
     async fn on_alarm(&self) -> Result<Response> {
         let now = runtime::now();
         let (restored, _) = self.wake(now).await.map_err(|StorageFailed(e)| e)?;
-        let pings = self
-            .state
-            .get_websockets()
-            .iter()
-            .filter_map(|ws| {
-                Some((
-                    attachment(ws)?.socket,
-                    runtime::last_auto_response(&self.state, ws)?,
-                ))
-            })
-            .collect();
         let input = Input::Alarm {
-            pings,
+            pings: self.pings(),
             random: runtime::random_bytes()?,
         };
         let effects = self.step(restored, input);
@@ -271,8 +287,22 @@ impl JobRoom {
 
     // --- the room -----------------------------------------------------------
 
+    /// The runtime's last auto-response time of each socket that had one.
+    fn pings(&self) -> Vec<(SocketId, Millis)> {
+        self.state
+            .get_websockets()
+            .iter()
+            .filter_map(|ws| {
+                Some((
+                    attachment(ws)?.socket,
+                    runtime::last_auto_response(&self.state, ws)?,
+                ))
+            })
+            .collect()
+    }
+
     /// Makes sure the room is in memory. Warm: no storage read. Cold: one read,
-    /// then `Restored` with the kept sockets' attachments; returns its effects
+    /// then [`Room::restore`] from what the runtime kept; returns its effects
     /// and how long the read took.
     async fn wake(
         &self,
@@ -282,8 +312,8 @@ impl JobRoom {
             return Ok((Vec::new(), None));
         }
         let read_started = runtime::now();
-        let record = match self.read_record().await {
-            Ok(record) => record,
+        let (record, delivered, alarm) = match self.read_kept().await {
+            Ok(kept) => kept,
             Err(e) => {
                 self.fail(&e);
                 return Err(StorageFailed(e));
@@ -295,25 +325,58 @@ impl JobRoom {
         if self.room.borrow().is_some() {
             return Ok((Vec::new(), Some(storage_ms)));
         }
+        // Sockets the room closed stay listed until their close handshake
+        // ends; only open ones are restored.
         let sockets = self
             .state
             .get_websockets()
             .iter()
-            .filter_map(attachment)
+            .filter(|ws| ws.as_ref().ready_state() == worker::web_sys::WebSocket::OPEN)
+            .filter_map(|ws| {
+                Some(KeptSocket {
+                    attachment: attachment(ws)?,
+                    last_auto_response: runtime::last_auto_response(&self.state, ws),
+                })
+            })
             .collect();
-        let mut room = Room::new(self.config);
-        let effects = room.handle(now, Input::Restored { record, sockets });
+        let kept = Kept {
+            record,
+            delivered,
+            sockets,
+            alarm,
+        };
+        let (room, effects) = Room::restore(self.config, now, kept);
         *self.room.borrow_mut() = Some(room);
         Ok((effects, Some(storage_ms)))
     }
 
-    async fn read_record(&self) -> Result<Option<JobRecord>> {
-        let text: Option<String> = self.state.storage().get(RECORD_KEY).await?;
-        text.map(|t| {
-            serde_json::from_str(&t)
-                .map_err(|e| worker::Error::RustError(format!("stored job record: {e}")))
-        })
-        .transpose()
+    /// The record, the delivered mark and the alarm.
+    async fn read_kept(&self) -> Result<(Option<JobRecord>, Option<Seq>, Option<Millis>)> {
+        let storage = self.state.storage();
+        let stored = storage
+            .get_multiple(vec![RECORD_KEY, DELIVERED_KEY])
+            .await?;
+        let record = stored
+            .get(&RECORD_KEY.into())
+            .as_string()
+            .map(|t| {
+                serde_json::from_str(&t)
+                    .map_err(|e| worker::Error::RustError(format!("stored job record: {e}")))
+            })
+            .transpose()?;
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let delivered = stored
+            .get(&DELIVERED_KEY.into())
+            .as_f64()
+            .filter(|n| n.is_finite() && *n >= 0.0)
+            .map(|n| Seq(n as u64));
+        #[allow(clippy::cast_sign_loss)]
+        let alarm = storage
+            .get_alarm()
+            .await?
+            .filter(|at| *at >= 0)
+            .map(|at| Millis(at as u64));
+        Ok((record, delivered, alarm))
     }
 
     /// Runs one input; the restore effects (if any) come first.
@@ -333,12 +396,27 @@ impl JobRoom {
             match effect {
                 Effect::Respond(response) => outcome.response = Some(response),
                 Effect::Accept { socket, attachment } => match self.accept(socket, &attachment) {
-                    Ok(client) => outcome.accepted = Some(client),
+                    Ok(client) => outcome.accept = Some((socket, Some(client))),
                     Err(e) => {
                         tracing::error!(socket = %socket, error = %e, event = "accept_failed");
-                        outcome.response = Some(gateway_core::HttpError::internal().into());
+                        outcome.accept = Some((socket, None));
                     }
                 },
+                Effect::Attach { socket, attachment } => {
+                    if let Some(ws) = self.socket(socket) {
+                        if let Err(e) = attach(&ws, &attachment) {
+                            tracing::warn!(socket = %socket, error = %e, event = "attach_failed");
+                        }
+                    }
+                }
+                Effect::MarkDelivered(seq) => {
+                    #[allow(clippy::cast_precision_loss)]
+                    let mark = seq.0 as f64;
+                    if let Err(e) = self.state.storage().put(DELIVERED_KEY, mark).await {
+                        // Only costs a redundant snapshot on the next wake.
+                        tracing::warn!(error = %e, event = "delivered_mark_failed");
+                    }
+                }
                 Effect::Send { socket, text } => {
                     if let Some(ws) = self.socket(socket) {
                         if let Err(e) = ws.send_with_str(&text) {
@@ -387,8 +465,11 @@ impl JobRoom {
                         None => storage.delete_alarm().await,
                     };
                     if let Err(e) = set {
-                        self.fail(&e);
-                        return Err(StorageFailed(e));
+                        // Everything before it was written and sent: answer
+                        // as the room did, and let the next event (which
+                        // restores the room) set the alarm again.
+                        tracing::error!(error = %e, event = "alarm_write_failed");
+                        self.room.borrow_mut().take();
                     }
                 }
                 Effect::Log(entry) => emit(&entry),
@@ -402,9 +483,7 @@ impl JobRoom {
         let tag = socket.to_string();
         self.state
             .accept_websocket_with_tags(&pair.server, &[tag.as_str()]);
-        let text = serde_json::to_string(attachment)
-            .map_err(|e| worker::Error::RustError(e.to_string()))?;
-        pair.server.serialize_attachment(text)?;
+        attach(&pair.server, attachment)?;
         Ok(pair.client)
     }
 
@@ -438,6 +517,12 @@ impl JobRoom {
         }
         self.state.id().name().unwrap_or_default()
     }
+}
+
+fn attach(ws: &WebSocket, attachment: &Attachment) -> Result<()> {
+    let text =
+        serde_json::to_string(attachment).map_err(|e| worker::Error::RustError(e.to_string()))?;
+    ws.serialize_attachment(text)
 }
 
 fn attachment(ws: &WebSocket) -> Option<Attachment> {

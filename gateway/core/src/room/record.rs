@@ -1,0 +1,212 @@
+//! What the room stores: the job record (one storage key, so a cold
+//! upgrade reads once) and the attachment each socket carries.
+
+use super::*;
+
+/// Where the job is, with the data that exists only there.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Phase {
+    /// Created, not started.
+    Pending,
+    /// Running.
+    Processing,
+    /// Ended well.
+    Completed {
+        /// The producer's summary (JSON text).
+        summary: String,
+        /// When.
+        #[serde(default)]
+        at: Millis,
+    },
+    /// Ended badly.
+    Failed {
+        /// The producer's code.
+        code: String,
+        /// The producer's message.
+        message: String,
+        /// When.
+        #[serde(default)]
+        at: Millis,
+    },
+    /// Canceled by a subscriber.
+    Canceled {
+        /// When.
+        #[serde(default)]
+        at: Millis,
+    },
+}
+
+impl Phase {
+    /// The wire status.
+    #[must_use]
+    pub const fn status(&self) -> JobStatus {
+        match self {
+            Self::Pending => JobStatus::Pending,
+            Self::Processing => JobStatus::Processing,
+            Self::Completed { .. } => JobStatus::Completed,
+            Self::Failed { .. } => JobStatus::Failed,
+            Self::Canceled { .. } => JobStatus::Canceled,
+        }
+    }
+
+    /// When the job ended, if it did.
+    #[must_use]
+    pub const fn ended_at(&self) -> Option<Millis> {
+        match self {
+            Self::Pending | Self::Processing => None,
+            Self::Completed { at, .. } | Self::Failed { at, .. } | Self::Canceled { at } => {
+                Some(*at)
+            }
+        }
+    }
+
+    /// The terminal frame and close code, for jobs that ended with an event.
+    pub(super) fn terminal(&self) -> Option<(ServerMessage, CloseCode)> {
+        match self {
+            Self::Completed { summary, .. } => Some((
+                ServerMessage::JobComplete {
+                    summary: summary.clone(),
+                },
+                CloseCode::Completed,
+            )),
+            Self::Failed { code, message, .. } => Some((
+                ServerMessage::Error {
+                    code: code.clone(),
+                    message: message.clone(),
+                    retryable: false,
+                },
+                CloseCode::JobFailed,
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Everything the room needs to restore itself: one storage record, so a cold
+/// upgrade reads storage once (SPEC §6).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobRecord {
+    /// The job's id.
+    pub job_id: String,
+    /// Its pipeline.
+    pub pipeline: Pipeline,
+    /// Where it is.
+    pub phase: Phase,
+    /// Seq of the last job event.
+    pub seq: Seq,
+    /// Seq through which every live socket was sent its frames.
+    pub delivered: Seq,
+    /// Items done.
+    pub processed_count: u64,
+    /// Items in all, if known.
+    pub total_count: Option<u64>,
+    /// Latest `currentItem`.
+    pub current_item: Option<String>,
+    /// Latest `message`.
+    pub message: Option<String>,
+    /// Created.
+    pub created_at: Millis,
+    /// Last change.
+    pub updated_at: Millis,
+    /// Records written before the end time moved into [`Phase`] kept it
+    /// here; read once by [`Room::restore`], never written.
+    #[serde(default, rename = "endedAt", skip_serializing)]
+    pub(super) legacy_ended_at: Option<Millis>,
+    /// Token hashes and expiries.
+    pub tokens: TokenSet,
+    /// The last applied event ids and their seqs, oldest first.
+    pub applied: VecDeque<(String, Seq)>,
+    /// Next socket id to hand out.
+    pub next_socket: u64,
+}
+
+impl JobRecord {
+    pub(super) fn header(&self) -> JobHeader {
+        JobHeader {
+            job_id: self.job_id.clone(),
+            pipeline: self.pipeline,
+        }
+    }
+
+    pub(super) fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            status: self.phase.status(),
+            processed_count: self.processed_count,
+            total_count: self.total_count,
+        }
+    }
+
+    /// Seq a snapshot carries: that of the last event before any terminal event.
+    #[must_use]
+    pub fn snapshot_seq(&self) -> Seq {
+        match self.phase {
+            Phase::Completed { .. } | Phase::Failed { .. } => Seq(self.seq.0.saturating_sub(1)),
+            _ => self.seq,
+        }
+    }
+
+    pub(super) fn state_json(&self) -> serde_json::Value {
+        let p = protocol::progress_ratio(self.processed_count, self.total_count);
+        serde_json::json!({
+            "jobId": self.job_id,
+            "pipeline": self.pipeline,
+            "seq": self.seq.0,
+            "updatedAt": self.updated_at.0,
+            "status": self.phase.status(),
+            "processedCount": self.processed_count,
+            "totalCount": self.total_count,
+            "progress": p,
+            "currentProgress": p,
+        })
+    }
+}
+
+/// Per-socket state kept by the runtime with the socket, so the room can be
+/// rebuilt after hibernation (≤ 16 KiB).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attachment {
+    /// The socket.
+    pub socket: SocketId,
+    /// The subscriber's stable id, if it gave one.
+    pub client_id: Option<String>,
+    /// When it was accepted.
+    pub connected_at: Millis,
+    /// When its last frame reached the room (literal pings never do; the
+    /// runtime keeps their time instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_frame: Option<Millis>,
+    /// When the newest token it holds expires: the one it presented, or
+    /// the last `token_refresh` it was sent. The refresh timer keeps it
+    /// fresh even if it connected with an older token than the newest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_expires_at: Option<Millis>,
+}
+
+pub(super) fn inspect_json(job: &JobRecord) -> serde_json::Value {
+    let mut v = job.state_json();
+    let result = match &job.phase {
+        Phase::Completed { summary, .. } => serde_json::json!({
+            "summary": serde_json::from_str::<serde_json::Value>(summary).unwrap_or(serde_json::Value::Null)
+        }),
+        Phase::Failed { code, message, .. } => {
+            serde_json::json!({"error": {"code": code, "message": message}})
+        }
+        _ => serde_json::Value::Null,
+    };
+    if let Some(o) = v.as_object_mut() {
+        o.insert("result".into(), result);
+        o.insert("createdAt".into(), job.created_at.0.into());
+        o.insert(
+            "endedAt".into(),
+            job.phase
+                .ended_at()
+                .map_or(serde_json::Value::Null, |t| t.0.into()),
+        );
+        o.insert("currentItem".into(), job.current_item.clone().into());
+        o.insert("message".into(), job.message.clone().into());
+    }
+    v
+}

@@ -1,0 +1,112 @@
+//! The alarm: named timers due at it, the idle sweep, and re-arming.
+
+use super::*;
+
+impl Room {
+    pub(super) fn alarm(&mut self, now: Millis, random: [u8; 16], out: &mut Vec<Effect>) {
+        let mut due = self.timers.take_due(now);
+        // The sweep's deadline moves with pings the room learns only now, so
+        // every alarm sweeps: the alarm may have been set for it.
+        if !self.sockets.is_empty() && !due.contains(&Timer::IdleSweep) {
+            due.push(Timer::IdleSweep);
+        }
+        for timer in due {
+            out.push(Effect::Log(Log {
+                level: Level::Info,
+                event: TIMER_FIRED,
+                socket: None,
+                seq: None,
+                close_code: None,
+                value: Timer::ALL
+                    .iter()
+                    .position(|t| *t == timer)
+                    .map(|i| i as u64),
+            }));
+            match timer {
+                Timer::Cleanup => {
+                    let ids: Vec<SocketId> = self.sockets.keys().copied().collect();
+                    for id in ids {
+                        self.close(id, CloseCode::Restarting, "job expired", out);
+                    }
+                    self.job = None;
+                    out.push(Effect::Forget);
+                    out.push(log(Level::Info, "job_forgotten", None));
+                }
+                Timer::TokenRefresh => self.refresh_token(now, random, out),
+                Timer::IdleSweep => self.sweep(now, out),
+            }
+        }
+    }
+
+    /// What the runtime knows of literal pings the room never saw.
+    pub(super) fn learn_pings(&mut self, pings: &[(SocketId, Millis)]) {
+        for (id, at) in pings {
+            if let Some(s) = self.sockets.get_mut(id) {
+                s.last_active = s.last_active.max(*at);
+            }
+        }
+    }
+
+    /// Closes (4002) every socket silent for more than 2 × the ping interval.
+    pub(super) fn sweep(&mut self, now: Millis, out: &mut Vec<Effect>) {
+        let limit = Millis(self.config.ping_interval.0.saturating_mul(2));
+        let idle: Vec<SocketId> = self
+            .sockets
+            .iter()
+            .filter(|(_, s)| now.minus(s.last_active) > limit)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in idle {
+            let e = GatewayError::Idle;
+            self.close(id, e.close_code(), &e.close_reason(), out);
+        }
+    }
+
+    /// Recomputes every timer from state and moves the alarm if it changed.
+    pub(super) fn rearm(&mut self, now: Millis, out: &mut Vec<Effect>) {
+        let live = !self.sockets.is_empty();
+        match &self.job {
+            None => self.timers = Timers::default(),
+            Some(job) => {
+                let running = !job.phase.status().is_terminal();
+                // Due a margin before the oldest token a live socket holds
+                // expires (a socket may have connected with an older token
+                // than the newest).
+                let due = job.tokens.refresh_due_at().map(|at| {
+                    let newest = job.tokens.newest_expiry().unwrap_or(at);
+                    let oldest = self
+                        .sockets
+                        .values()
+                        .filter_map(|s| s.attachment.token_expires_at)
+                        .min()
+                        .map_or(newest, |o| o.min(newest));
+                    at.minus(newest.minus(oldest))
+                });
+                match due {
+                    Some(at) if live && running => {
+                        self.timers.set(Timer::TokenRefresh, at.max(now));
+                    }
+                    _ => self.timers.clear(Timer::TokenRefresh),
+                }
+                // A socket silent since `oldest` is idle after 2 intervals
+                // and must be closed within one more: one wake per 2 to 3
+                // intervals, not one per interval.
+                match self.sockets.values().map(|s| s.last_active).min() {
+                    Some(oldest) => {
+                        let within = Millis(self.config.ping_interval.0.saturating_mul(3));
+                        self.timers.set(Timer::IdleSweep, oldest.plus(within));
+                    }
+                    None => self.timers.clear(Timer::IdleSweep),
+                }
+                let since = job.phase.ended_at().unwrap_or(job.updated_at);
+                self.timers
+                    .set(Timer::Cleanup, since.plus(self.config.retention));
+            }
+        }
+        let next = self.timers.next();
+        if next != self.alarm {
+            self.alarm = next;
+            out.push(Effect::SetAlarm(next));
+        }
+    }
+}
