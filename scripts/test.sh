@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up and runs every test: format, lints, unit/scenario/property tests,
-# the end-to-end suite against the real Worker in local workerd, the model
-# check, bounded fuzzing of every target, and the loom tests.
+# the end-to-end suite against the real Worker in local workerd, a smoke run of
+# the benchmark, the model check, bounded fuzzing of every target, and the
+# loom tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="${GATEWAY_TOOLS:-$HOME/.local/share/progress-gateway}/bin:$HOME/.cargo/bin:$PATH"
@@ -27,6 +28,9 @@ fi
 
 step "cargo test --workspace (unit, scenarios, properties, end-to-end in workerd)"
 cargo test --workspace
+
+step "benchmark smoke run: scripts/bench.sh --smoke (baselines build and run; ~60 s)"
+scripts/bench.sh --smoke >/dev/null
 
 step "model check: cargo run -p model --release"
 cargo run -p model --release
