@@ -5,7 +5,8 @@
 //! the median over repeats with min..max, and ratios.
 //!
 //! `gateway-bench [--smoke] [--repeats N] [--out DIR] [--targets gateway,floor,…]
-//! [--gateway-build DIR]` (another build of the Worker, for A/B runs).
+//! [--gateway-build DIR] [--no-extras] [--quick]`: another build of the Worker,
+//! without the gateway-only figures, smaller sizes, for A/B runs.
 
 mod client;
 mod measure;
@@ -24,11 +25,13 @@ use target::{Kind, Target};
 
 struct Options {
     smoke: bool,
+    quick: bool,
     repeats: usize,
     out: PathBuf,
     root: PathBuf,
     kinds: Vec<Kind>,
     gateway_build: Option<PathBuf>,
+    extras: bool,
 }
 
 fn options() -> Result<Options, String> {
@@ -36,16 +39,20 @@ fn options() -> Result<Options, String> {
     let root = root.canonicalize().unwrap_or(root);
     let mut o = Options {
         smoke: false,
+        quick: false,
         repeats: 3,
         out: root.join("target/bench"),
         root,
         kinds: Kind::ALL.to_vec(),
         gateway_build: None,
+        extras: true,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--smoke" => o.smoke = true,
+            "--no-extras" => o.extras = false,
+            "--quick" => o.quick = true,
             "--repeats" => {
                 o.repeats = args
                     .next()
@@ -71,7 +78,7 @@ fn options() -> Result<Options, String> {
             }
             other => {
                 return Err(format!(
-                    "unknown argument {other}; usage: gateway-bench [--smoke] [--repeats N] [--out DIR] [--targets a,b] [--gateway-build DIR]"
+                    "unknown argument {other}; usage: gateway-bench [--smoke] [--repeats N] [--out DIR] [--targets a,b] [--gateway-build DIR] [--no-extras] [--quick]"
                 ))
             }
         }
@@ -103,7 +110,16 @@ fn main() {
 async fn run() -> Result<(), String> {
     let o = options()?;
     std::fs::create_dir_all(&o.out).map_err(|e| format!("{}: {e}", o.out.display()))?;
-    let sizes = if o.smoke {
+    let sizes = if o.quick {
+        Sizes {
+            cold: 20,
+            warm: 60,
+            pings: 50,
+            restart: 10,
+            events: 40,
+            loop_for: Duration::from_secs(2),
+        }
+    } else if o.smoke {
         Sizes {
             cold: 5,
             warm: 20,
@@ -133,7 +149,10 @@ async fn run() -> Result<(), String> {
     for kind in &o.kinds {
         targets.push(Target::start(*kind, &o.root, &build)?);
     }
-    let gateway = targets.iter().position(|t| t.kind == Kind::Gateway);
+    let gateway = targets
+        .iter()
+        .position(|t| t.kind == Kind::Gateway)
+        .filter(|_| o.extras);
     // The alarm sample runs on a gateway of its own for the whole run.
     let alarm_target = if o.smoke || gateway.is_none() {
         None
