@@ -114,15 +114,21 @@ impl Producer {
         }
     }
 
-    /// Sends one progress event (`processedCount` = `count`), optionally with
-    /// an `eventId`; returns the `seq` of the 202.
+    /// Sends one progress event (`processedCount` = `count`), with the
+    /// `eventId` `bench-event-{id}` if asked; returns the `seq` of the 202.
     ///
     /// # Errors
     /// When the answer is not 202.
-    pub async fn event(&mut self, job: &Job, count: u64, event_id: bool) -> Result<u64, String> {
+    pub async fn event(
+        &mut self,
+        job: &Job,
+        count: u64,
+        event_id: bool,
+        id: usize,
+    ) -> Result<u64, String> {
         let body = if event_id {
             format!(
-                r#"{{"type":"progress","processedCount":{count},"eventId":"bench-event-{count:010}"}}"#
+                r#"{{"type":"progress","processedCount":{count},"eventId":"bench-event-{id:010}"}}"#
             )
         } else {
             format!(r#"{{"type":"progress","processedCount":{count}}}"#)
