@@ -60,8 +60,9 @@ export class SeedRoom extends DurableObject {
       }
       if (msg.type === "ping") server.send('{"type":"pong"}');
     });
-    server.addEventListener("close", () => {
+    server.addEventListener("close", (event) => {
       if (this.webSocket === server) this.webSocket = null;
+      server.close(); // complete the closing handshake
     });
     this.send({ type: "snapshot", seq: this.state.seq, payload: this.state });
     return new Response(null, { status: 101, webSocket: client });

@@ -322,8 +322,11 @@ fn wasm_figures(build: &Path) -> String {
         .arg(&wasm)
         .output()
         .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
+        .filter(|o| o.status.success())
+        .map_or_else(
+            || "— (this Node cannot compile it: wasm exception handling needs Node ≥ 22)".to_owned(),
+            |o| String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+        );
     format!(
         "| release wasm, raw / gzip -9 | {raw} B / {gzip} B |\n| release wasm, cold compile + instantiate in Node (median of 5) | {instantiate} |\n"
     )

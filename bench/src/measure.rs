@@ -192,7 +192,9 @@ pub async fn turn(
 
     // A restart: every object leaves memory; the kept jobs' state is on disk.
     drop(producer);
+    let started = Instant::now();
     target.restart()?;
+    results.add(Metric::Restart, kind, vec![ms(started.elapsed())]);
     let (mut open, mut first) = (Vec::new(), Vec::new());
     for job in &kept {
         let (o, f) = upgrade(&addr, job).await?;

@@ -35,11 +35,14 @@ pub enum Metric {
     Ack,
     /// Events per second, one producer in a closed loop (one value per repeat).
     EventsPerSecond,
+    /// A restart: stop, start, until `/healthz` answers (wrangler, workerd,
+    /// loading the Worker's module; one value per repeat).
+    Restart,
 }
 
 impl Metric {
     /// Every metric, in table order.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::WarmOpen,
         Self::WarmFirstFrame,
         Self::ColdOpen,
@@ -53,6 +56,7 @@ impl Metric {
         Self::Ack,
         Self::EventsPerSecond,
         Self::CreateJob,
+        Self::Restart,
     ];
 
     /// Row label.
@@ -72,6 +76,7 @@ impl Metric {
             Self::Fanout32 => "one event → 32 subscribers, last delivery",
             Self::Ack => "producer POST …/events → 202 (1 subscriber)",
             Self::EventsPerSecond => "events per second, one producer, closed loop",
+            Self::Restart => "restart → /healthz answers (wrangler + workerd + module load), ms",
         }
     }
 
@@ -79,7 +84,7 @@ impl Metric {
     #[must_use]
     pub fn percentiles(self) -> &'static [f64] {
         match self {
-            Self::EventsPerSecond => &[],
+            Self::EventsPerSecond | Self::Restart => &[],
             Self::WarmOpen | Self::ColdOpen | Self::RestartOpen => &[50.0, 90.0, 99.0],
             Self::Fanout1 | Self::Fanout16 | Self::Fanout32 => &[50.0, 99.0],
             _ => &[50.0],
