@@ -324,7 +324,10 @@ fn wasm_figures(build: &Path) -> String {
         .ok()
         .filter(|o| o.status.success())
         .map_or_else(
-            || "— (this Node cannot compile it: wasm exception handling needs Node ≥ 22)".to_owned(),
+            || {
+                "— (this Node cannot compile it: wasm exception handling needs Node ≥ 22)"
+                    .to_owned()
+            },
             |o| String::from_utf8_lossy(&o.stdout).trim().to_owned(),
         );
     format!(
