@@ -3,7 +3,8 @@
 # the end-to-end suite against the real Worker in local workerd, the
 # TypeScript client (type check, tests, conformance vectors), the demo page in
 # headless Chromium against the real Worker, the mutants of the last commit's
-# core changes, the model check and bounded fuzzing of every target.
+# core changes, a smoke run of the benchmark, the model check and bounded
+# fuzzing of every target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="${GATEWAY_TOOLS:-$HOME/.local/share/progress-gateway}/bin:$HOME/.cargo/bin:$PATH"
@@ -41,11 +42,11 @@ timeout 300 node --test --test-timeout=120000 web/test/browser.test.mjs
 step "mutation check: the last commit's mutants in the rules-pinned core files (scripts/mutants.sh ci)"
 scripts/mutants.sh ci
 
+step "benchmark smoke run: scripts/bench.sh --smoke (baselines build and run; ~60 s)"
+scripts/bench.sh --smoke >/dev/null
+
 step "model check: cargo run -p model --release"
 cargo run -p model --release
-
-step "loom"
-scripts/loom.sh
 
 step "fuzz (bounded)"
 scripts/fuzz.sh ci

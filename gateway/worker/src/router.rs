@@ -36,9 +36,11 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
 }
 
 async fn handle(mut req: Request, env: &Env) -> Result<Response> {
-    let method = req.method().to_string();
-    let url = req.url()?;
-    let route = http::route(&method, url.path());
+    // The runtime hands over a serialized WHATWG URL: the router takes the
+    // path (workers-rs already split it off), the query and the origin from
+    // that text rather than parsing it again.
+    let url = req.inner().url();
+    let route = http::route(req.method().as_ref(), &req.path());
     let cors = route
         .answers_cors()
         .then(|| reply::cors_origin(&req, env))
@@ -68,12 +70,12 @@ async fn handle(mut req: Request, env: &Env) -> Result<Response> {
             let headers = Headers::new();
             headers.set("content-type", "application/json")?;
             headers.set(JOB_ID_HEADER, &job_id)?;
-            headers.set(ORIGIN_HEADER, &url.origin().ascii_serialization())?;
+            headers.set(ORIGIN_HEADER, origin(&url))?;
             let mut init = RequestInit::new();
             init.with_method(Method::Post)
                 .with_headers(headers)
                 .with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
-            let inner = Request::new_with_init(url.as_str(), &init)?;
+            let inner = Request::new_with_init(&url, &init)?;
             room(env, &job_id)?.fetch_with_request(inner).await
         }
         Route::Events(job) | Route::Inspect(job) | Route::Revoke(job) | Route::IssueToken(job) => {
@@ -87,7 +89,7 @@ async fn handle(mut req: Request, env: &Env) -> Result<Response> {
         }
         Route::Upgrade => {
             let upgrade = req.headers().get("upgrade")?;
-            match http::parse_upgrade(upgrade.as_deref(), url.query().unwrap_or_default()) {
+            match http::parse_upgrade(upgrade.as_deref(), query(&url)) {
                 Ok(up) => room(env, &up.job_id)?.fetch_with_request(req).await,
                 Err(e) => reply::error(&e, cors),
             }
@@ -97,4 +99,33 @@ async fn handle(mut req: Request, env: &Env) -> Result<Response> {
 
 fn room(env: &Env, job_id: &str) -> Result<worker::Stub> {
     env.durable_object(JOB_ROOM_BINDING)?.get_by_name(job_id)
+}
+
+/// `scheme://host[:port]` of a serialized URL.
+fn origin(url: &str) -> &str {
+    let host = url.find("://").map_or(0, |i| i + 3);
+    url[host..].find('/').map_or(url, |end| &url[..host + end])
+}
+
+/// The query of a serialized URL, without `?` and fragment.
+fn query(url: &str) -> &str {
+    let Some((_, rest)) = url.split_once('?') else {
+        return "";
+    };
+    rest.split_once('#').map_or(rest, |(q, _)| q)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{origin, query};
+
+    #[test]
+    fn origin_and_query_come_from_the_serialized_url() {
+        let url = "https://gw.example:8443/ws/progress?jobId=a&token=b#frag";
+        assert_eq!(origin(url), "https://gw.example:8443");
+        assert_eq!(query(url), "jobId=a&token=b");
+        assert_eq!(origin("http://127.0.0.1:8787"), "http://127.0.0.1:8787");
+        assert_eq!(query("http://127.0.0.1:8787/api/jobs"), "");
+        assert_eq!(query("http://h/p?"), "");
+    }
 }

@@ -1,0 +1,367 @@
+//! `gateway-bench`: the gateway side by side with JavaScript baselines, all in
+//! local workerd on loopback (run through `scripts/bench.sh`, which builds
+//! everything first). Each repeat runs one turn per target, in a rotated
+//! order, so that a busy machine slows every target alike; the tables give
+//! the median over repeats with min..max, and ratios.
+//!
+//! `gateway-bench [--smoke] [--repeats N] [--out DIR] [--targets gateway,floor,…]
+//! [--gateway-build DIR] [--no-extras] [--quick]`: another build of the Worker,
+//! without the gateway-only figures, smaller sizes, for A/B runs.
+
+mod client;
+mod measure;
+mod plot;
+mod stats;
+mod target;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use measure::{AlarmSample, Reads, Sizes};
+use stats::{num, Results};
+use target::{Kind, Target};
+
+struct Options {
+    smoke: bool,
+    quick: bool,
+    repeats: usize,
+    out: PathBuf,
+    root: PathBuf,
+    kinds: Vec<Kind>,
+    gateway_build: Option<PathBuf>,
+    extras: bool,
+}
+
+fn options() -> Result<Options, String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = root.canonicalize().unwrap_or(root);
+    let mut o = Options {
+        smoke: false,
+        quick: false,
+        repeats: 3,
+        out: root.join("target/bench"),
+        root,
+        kinds: Kind::ALL.to_vec(),
+        gateway_build: None,
+        extras: true,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--smoke" => o.smoke = true,
+            "--no-extras" => o.extras = false,
+            "--quick" => o.quick = true,
+            "--repeats" => {
+                o.repeats = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|n| *n > 0)
+                    .ok_or("--repeats needs a positive number")?;
+            }
+            "--out" => o.out = args.next().ok_or("--out needs a directory")?.into(),
+            "--targets" => {
+                let list = args.next().ok_or("--targets needs a list")?;
+                o.kinds = list
+                    .split(',')
+                    .map(|n| {
+                        Kind::ALL
+                            .into_iter()
+                            .find(|k| k.id() == n)
+                            .ok_or(format!("unknown target {n} (gateway, floor, floor-write, seed)"))
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "--gateway-build" => {
+                o.gateway_build = Some(args.next().ok_or("--gateway-build needs a directory")?.into());
+            }
+            other => {
+                return Err(format!(
+                    "unknown argument {other}; usage: gateway-bench [--smoke] [--repeats N] [--out DIR] [--targets a,b] [--gateway-build DIR] [--no-extras] [--quick]"
+                ))
+            }
+        }
+    }
+    if o.smoke {
+        o.repeats = 1;
+    }
+    Ok(o)
+}
+
+fn main() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = runtime.block_on(run()) {
+        eprintln!("bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let o = options()?;
+    std::fs::create_dir_all(&o.out).map_err(|e| format!("{}: {e}", o.out.display()))?;
+    let sizes = if o.quick {
+        Sizes {
+            cold: 20,
+            warm: 60,
+            pings: 50,
+            restart: 10,
+            events: 40,
+            loop_for: Duration::from_secs(2),
+        }
+    } else if o.smoke {
+        Sizes {
+            cold: 5,
+            warm: 20,
+            pings: 20,
+            restart: 3,
+            events: 10,
+            loop_for: Duration::from_secs(1),
+        }
+    } else {
+        Sizes {
+            cold: 60,
+            warm: 200,
+            pings: 200,
+            restart: 30,
+            events: 100,
+            loop_for: Duration::from_secs(4),
+        }
+    };
+    let load_before = uptime();
+    let began = Instant::now();
+    eprintln!("[bench] starting the four targets ({} repeats)", o.repeats);
+    let mut targets = Vec::new();
+    let build = o
+        .gateway_build
+        .clone()
+        .unwrap_or_else(|| o.root.join("build"));
+    for kind in &o.kinds {
+        targets.push(Target::start(*kind, &o.root, &build)?);
+    }
+    let gateway = targets
+        .iter()
+        .position(|t| t.kind == Kind::Gateway)
+        .filter(|_| o.extras);
+    // The alarm sample runs on a gateway of its own for the whole run.
+    let alarm_target = if o.smoke || gateway.is_none() {
+        None
+    } else {
+        Some(Target::start(Kind::Gateway, &o.root, &build)?)
+    };
+    let alarm = match &alarm_target {
+        Some(t) => Some(AlarmSample::start(t).await?),
+        None => None,
+    };
+
+    let mut results = Results::default();
+    let mut reads = Vec::new();
+    for repeat in 0..o.repeats {
+        for i in 0..targets.len() {
+            let n = targets.len();
+            let target = &mut targets[(i + repeat) % n];
+            eprintln!(
+                "[bench] repeat {} · {} ({:.0} s)",
+                repeat + 1,
+                target.kind.name(),
+                began.elapsed().as_secs_f64()
+            );
+            let r = match measure::turn(target, sizes, &mut results).await {
+                Ok(r) => r,
+                Err(e) => {
+                    let log = target.log();
+                    let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                    eprintln!("[bench] {} failed; its log ends:", target.kind.name());
+                    for line in tail.iter().rev() {
+                        eprintln!("  {line}");
+                    }
+                    return Err(format!("{}: {e}", target.kind.name()));
+                }
+            };
+            if target.kind == Kind::Gateway {
+                reads.push(r);
+            }
+        }
+    }
+
+    if gateway.is_some() {
+        eprintln!("[bench] bytes written per event (gateway, eventIds)");
+    }
+    let checkpoints = if o.smoke {
+        vec![10, 100]
+    } else {
+        vec![10, 1_000, 10_000]
+    };
+    let growth = match gateway {
+        Some(g) => measure::record_growth(&targets[g], &checkpoints).await?,
+        None => Vec::new(),
+    };
+    let alarm = match alarm {
+        Some(a) => Some(a.finish().await),
+        None => None,
+    };
+    drop(alarm_target);
+    drop(targets);
+    let load_after = uptime();
+
+    let mut doc = String::new();
+    let _ = writeln!(
+        doc,
+        "{}\n",
+        machine(&o.root, o.repeats, &load_before, &load_after)
+    );
+    doc.push_str(&results.table(&o.kinds));
+    doc.push('\n');
+    if gateway.is_some() {
+        doc.push_str(&gateway_only(&reads, &growth, alarm, &wasm_figures(&build)));
+    }
+    let _ = writeln!(
+        doc,
+        "\nWhole run: {:.0} s ({}).",
+        began.elapsed().as_secs_f64(),
+        if o.smoke { "smoke" } else { "full" }
+    );
+    let tables = o.out.join("tables.md");
+    std::fs::write(&tables, &doc).map_err(|e| e.to_string())?;
+    if !o.smoke {
+        let png = o.out.join("latency.png");
+        match plot::latency(&results, &png, &o.root) {
+            Ok(()) => eprintln!("[bench] plot: {}", png.display()),
+            Err(e) => eprintln!("[bench] no plot: {e}"),
+        }
+    }
+    println!("{doc}");
+    eprintln!("[bench] tables: {}", tables.display());
+    Ok(())
+}
+
+fn gateway_only(
+    reads: &[Reads],
+    growth: &[measure::RecordPoint],
+    alarm: Option<(usize, f64)>,
+    wasm: &str,
+) -> String {
+    let mut out = String::from("| gateway only | value |\n|---|---|\n");
+    let (wr, wu, rr, ru) = reads.iter().fold((0, 0, 0, 0), |a, r| {
+        (
+            a.0 + r.warm_reads,
+            a.1 + r.warm_upgrades,
+            a.2 + r.restart_reads,
+            a.3 + r.restart_upgrades,
+        )
+    });
+    let per = |r: usize, u: usize| {
+        if u == 0 {
+            "— (no upgrade_timing lines)".to_owned()
+        } else {
+            #[allow(clippy::cast_precision_loss)]
+            let x = r as f64 / u as f64;
+            format!("{x:.2} ({r} reads / {u} upgrades)")
+        }
+    };
+    let _ = writeln!(out, "| storage reads per warm upgrade | {} |", per(wr, wu));
+    let _ = writeln!(
+        out,
+        "| storage reads per cold upgrade after a restart | {} |",
+        per(rr, ru)
+    );
+    for p in growth {
+        let _ = writeln!(
+            out,
+            "| event {} of one job with eventIds: record bytes written per event / events per second (4 producers) up to it | {} B / {} |",
+            p.event,
+            p.record_bytes.map_or_else(|| "—".to_owned(), |b| b.to_string()),
+            num(p.events_per_second)
+        );
+    }
+    if let Some((wakes, seconds)) = alarm {
+        let _ = writeln!(
+            out,
+            "| alarm wakes per hour, idle job, 8 healthy subscribers | {:.0} ({wakes} wakes in {seconds:.0} s, scaled to 3600 s) |",
+            wakes as f64 * 3600.0 / seconds
+        );
+    }
+    out.push_str(wasm);
+    out
+}
+
+/// Raw and gzip size of the release wasm, and its compile and instantiate
+/// time in Node (the V8 that workerd embeds, a proxy for a cold isolate).
+fn wasm_figures(build: &Path) -> String {
+    let wasm = build.join("index_bg.wasm");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("instantiate.mjs");
+    let raw = std::fs::metadata(&wasm).map(|m| m.len()).unwrap_or(0);
+    let gzip = Command::new("sh")
+        .arg("-c")
+        .arg("gzip -9 -c \"$1\" | wc -c")
+        .arg("sh")
+        .arg(&wasm)
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .unwrap_or(0);
+    // Node 20's V8 needs the flag for the reference types wasm-bindgen emits.
+    let instantiate = Command::new("node")
+        .arg("--experimental-wasm-gc")
+        .arg(script)
+        .arg(&wasm)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or_else(
+            || {
+                "— (this Node cannot compile it: wasm exception handling needs Node ≥ 22)"
+                    .to_owned()
+            },
+            |o| String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+        );
+    format!(
+        "| release wasm, raw / gzip -9 | {raw} B / {gzip} B |\n| release wasm, cold compile + instantiate in Node (median of 5) | {instantiate} |\n"
+    )
+}
+
+fn uptime() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn machine(root: &Path, repeats: usize, before: &str, after: &str) -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let version = |package: &str| {
+        std::fs::read_to_string(root.join("node_modules").join(package).join("package.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v.get("version").and_then(|v| v.as_str()).map(str::to_owned))
+            .unwrap_or_default()
+    };
+    format!(
+        "Machine: {cpu}, {cores} cores; wrangler {}, workerd {}; {repeats} interleaved repeats; load average (1/5/15 min) {before} before, {after} after.",
+        version("wrangler"),
+        version("workerd")
+    )
+}
