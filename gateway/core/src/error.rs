@@ -2,6 +2,7 @@
 //! a close code for a socket ([`GatewayError::close_code`]) or an HTTP status
 //! and JSON body for a request ([`HttpError`]).
 
+use crate::protocol::JobStatus;
 use crate::CloseCode;
 use thiserror::Error;
 
@@ -151,14 +152,25 @@ impl HttpError {
         )
     }
 
-    /// 409 for a job that has ended.
+    /// 409 for a job that has ended, coded by how it ended, so a producer
+    /// learns that a subscriber canceled and stops working for nobody.
     #[must_use]
-    pub fn job_ended() -> Self {
-        Self::new(
-            409,
-            "job_ended",
-            "the job has already ended; it accepts no more changes",
-        )
+    pub fn job_ended(status: JobStatus) -> Self {
+        let (code, message) = match status {
+            JobStatus::Canceled => (
+                "job_canceled",
+                "a subscriber canceled the job; stop its work and send nothing more",
+            ),
+            JobStatus::Failed => (
+                "job_failed",
+                "the job has already failed; it accepts no more events (a retry of an applied eventId is still answered 202)",
+            ),
+            JobStatus::Completed | JobStatus::Pending | JobStatus::Processing => (
+                "job_completed",
+                "the job has already completed; it accepts no more events (a retry of an applied eventId is still answered 202)",
+            ),
+        };
+        Self::new(409, code, message)
     }
 
     /// 500: the runtime failed (storage, a binding); the caller may retry.

@@ -4,6 +4,7 @@
 //! and a message that says what to do, in the `{"error":{code,message}}` body.
 
 use gateway_core::error::GatewayError;
+use gateway_core::protocol::JobStatus;
 use gateway_core::{FrameError, HttpError};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
@@ -136,7 +137,17 @@ fn each_http_refusal_has_its_status_code_and_advice() {
         ),
         (HttpError::unauthorized("send a token"), 401, "unauthorized"),
         (HttpError::job_not_found(), 404, "job_not_found"),
-        (HttpError::job_ended(), 409, "job_ended"),
+        (
+            HttpError::job_ended(JobStatus::Completed),
+            409,
+            "job_completed",
+        ),
+        (HttpError::job_ended(JobStatus::Failed), 409, "job_failed"),
+        (
+            HttpError::job_ended(JobStatus::Canceled),
+            409,
+            "job_canceled",
+        ),
         (HttpError::internal(), 500, "internal_error"),
         (
             HttpError::new(429, "rate_limited", "slow down"),

@@ -291,15 +291,18 @@ fn close_1011_when_sockets_outlive_their_job_record() {
 }
 
 #[test]
-fn close_1012_when_an_abandoned_job_is_cleaned_up_then_404() {
+fn close_4001_when_an_abandoned_job_expires_then_404_a_retention_later() {
     let (mut s, c) = connected(None);
     s.producer(&progress(1));
     s.advance(Millis::from_hours(25));
-    assert_eq!(socket_frames(&s, 0).1, Some(1012));
-    assert_eq!(
+    // Ended as failed (`job_expired`, then 4001), not dropped with 1012.
+    assert_eq!(socket_frames(&s, 0).1, Some(4001));
+    assert!(matches!(
         s.clients[c].machine.state(),
-        &State::Failed(FailReason::NotFound)
-    );
+        State::Completed(JobEnd::Failed { code, .. }) if code == "job_expired"
+    ));
+    assert_eq!(s.producer(&progress(2)).status, 409);
+    s.advance(Millis::from_hours(24));
     assert!(s.storage.is_none());
     assert_eq!(s.producer(&progress(2)).status, 404);
 }

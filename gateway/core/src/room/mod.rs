@@ -23,10 +23,15 @@ mod sockets;
 mod timers;
 mod tokens;
 
+pub use producer::{
+    MAX_CODE_BYTES, MAX_CURRENT_ITEM_BYTES, MAX_EVENTS_PER_REQUEST, MAX_MESSAGE_BYTES,
+    MAX_RECORD_BYTES, MAX_SUMMARY_BYTES,
+};
 use record::inspect_json;
 pub use record::{Attachment, JobRecord, Phase};
 pub use restore::{Kept, KeptSocket};
 use sockets::{PendingAccept, Subscriber};
+pub use timers::JOB_EXPIRED;
 
 /// Socket ids a room can hand out per millisecond before borrowing from the
 /// next one; ids stay below 2^53 (safe as a JavaScript number) until 2255.

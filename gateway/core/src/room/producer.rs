@@ -1,6 +1,24 @@
-//! The producer's side: creating the job, its events, cancel and revoke.
+//! The producer's side: creating the job, its events, cancel and revoke,
+//! and the limits that keep one request and the stored record bounded.
 
 use super::*;
+use std::collections::HashMap;
+
+/// Events one request may carry: as many as the room remembers ids of, so a
+/// retried request is always recognised whole.
+pub const MAX_EVENTS_PER_REQUEST: usize = REMEMBERED_EVENT_IDS;
+/// `summary`: bytes of its JSON text as sent.
+pub const MAX_SUMMARY_BYTES: usize = 128 * 1024;
+/// `message` (of any event): UTF-8 bytes.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// `currentItem`: UTF-8 bytes.
+pub const MAX_CURRENT_ITEM_BYTES: usize = 4 * 1024;
+/// `code` of a `failed` event: UTF-8 bytes.
+pub const MAX_CODE_BYTES: usize = 128;
+/// The job record as written (JSON bytes). The platform holds 2 MB per
+/// value; the runtime stores a string with any non-Latin-1 character as
+/// UTF-16 (two bytes a unit), so 512 KiB of JSON is at most 1 MiB stored.
+pub const MAX_RECORD_BYTES: usize = 512 * 1024;
 
 impl Room {
     pub(super) fn create(
@@ -58,138 +76,98 @@ impl Room {
     }
 
     pub(super) fn events(&mut self, now: Millis, body: &[u8], out: &mut Vec<Effect>) {
-        let job = match self.job_or_404() {
-            Ok(j) => j,
-            Err(e) => return out.push(Effect::Respond(e.into())),
-        };
-        if job.phase.status().is_terminal() {
-            return out.push(Effect::Respond(HttpError::job_ended().into()));
+        match self.apply_events(now, body, out) {
+            Ok(seq) => out.push(Effect::Respond(ok(
+                202,
+                &serde_json::json!({ "seq": seq.0 }),
+            ))),
+            Err(e) => out.push(Effect::Respond(e.into())),
         }
-        let events = match protocol::parse_producer_body(body) {
-            Ok(e) => e,
-            Err(e) => return out.push(Effect::Respond(e.into())),
-        };
-        // Validate the whole batch before applying any of it.
-        let mut processed = job.processed_count;
-        let mut ended = false;
-        let mut batch_ids: Vec<&str> = Vec::new();
+    }
+
+    /// Validates the whole body, then applies it: all or nothing. Answers
+    /// the seq of the body's last event.
+    fn apply_events(
+        &mut self,
+        now: Millis,
+        body: &[u8],
+        out: &mut Vec<Effect>,
+    ) -> Result<Seq, HttpError> {
+        let job = self.job_or_404()?;
+        let events = protocol::parse_producer_body(body)?;
+        if events.len() > MAX_EVENTS_PER_REQUEST {
+            return Err(HttpError::new(
+                413,
+                "too_many_events",
+                format!(
+                    "{} events in one request; send at most {MAX_EVENTS_PER_REQUEST} per request",
+                    events.len()
+                ),
+            ));
+        }
+        // Ids seen so far and the seq each was applied at: linear in the
+        // body and the remembered ids.
+        let mut seen: HashMap<&str, Seq> = job
+            .applied
+            .iter()
+            .map(|(id, seq)| (id.as_str(), *seq))
+            .collect();
+        // A body whose events were all applied before is a retry (SPEC §3):
+        // answered as the first time, also after the job ended.
+        if let Some(seq) = events
+            .iter()
+            .map(|e| e.event_id.as_deref().and_then(|id| seen.get(id).copied()))
+            .collect::<Option<Vec<Seq>>>()
+            .and_then(|seqs| seqs.last().copied())
+        {
+            return Ok(seq);
+        }
+        let status = job.phase.status();
+        if status.is_terminal() {
+            return Err(HttpError::job_ended(status));
+        }
+        let mut next = job.clone();
+        let header = next.header();
+        let mut last_seq = next.seq;
+        let mut fanout: Vec<(Seq, ServerMessage)> = Vec::new();
         for (i, e) in events.iter().enumerate() {
-            if let Some(id) = e.event_id.as_deref() {
-                if batch_ids.contains(&id) || job.applied.iter().any(|(a, _)| a == id) {
-                    continue;
-                }
-                batch_ids.push(id);
+            if let Some(seq) = e.event_id.as_deref().and_then(|id| seen.get(id)) {
+                // A repeat (of an earlier request or within this one) is not
+                // applied again, whatever it carries now.
+                last_seq = *seq;
+                continue;
             }
-            if ended {
-                return out.push(Effect::Respond(
-                    HttpError::new(
-                        422,
-                        "event_after_end",
-                        format!("event {i} follows a terminal event in the same request"),
-                    )
-                    .into(),
+            if next.phase.status().is_terminal() {
+                return Err(HttpError::new(
+                    422,
+                    "event_after_end",
+                    format!("event {i} follows a terminal event in the same request; send nothing after complete or failed"),
                 ));
             }
-            if let EventKind::Progress {
-                processed_count, ..
-            } = e.kind
-            {
-                if processed_count < processed {
-                    return out.push(Effect::Respond(
-                        HttpError::new(
-                            422,
-                            "processed_count_decreased",
-                            format!("event {i}: processedCount {processed_count} is below {processed}; it may not decrease"),
-                        )
-                        .into(),
-                    ));
-                }
-                processed = processed_count;
-            }
-            ended |= e.kind.is_terminal();
-        }
-        let Some(job) = self.job.as_mut() else { return };
-        let header = job.header();
-        let mut last_seq = job.seq;
-        let mut fanout: Vec<(Seq, ServerMessage)> = Vec::new();
-        for e in events {
+            check_bounds(i, &e.kind)?;
+            let msg = apply(&mut next, i, &e.kind, now)?;
+            next.seq = next.seq.next();
+            next.updated_at = now;
+            last_seq = next.seq;
             if let Some(id) = e.event_id.as_deref() {
-                if let Some((_, s)) = job.applied.iter().find(|(a, _)| a == id) {
-                    last_seq = *s;
-                    continue;
+                seen.insert(id, next.seq);
+                next.applied.push_back((id.to_owned(), next.seq));
+                while next.applied.len() > REMEMBERED_EVENT_IDS {
+                    next.applied.pop_front();
                 }
             }
-            job.seq = job.seq.next();
-            last_seq = job.seq;
-            let msg = match e.kind {
-                EventKind::Started {
-                    total_count,
-                    message,
-                } => {
-                    job.phase = Phase::Processing;
-                    if total_count.is_some() {
-                        job.total_count = total_count;
-                    }
-                    job.message.clone_from(&message);
-                    ServerMessage::JobStarted {
-                        total_count: job.total_count,
-                        message,
-                    }
-                }
-                EventKind::Progress {
-                    processed_count,
-                    total_count,
-                    current_item,
-                    message,
-                } => {
-                    job.phase = Phase::Processing;
-                    job.processed_count = processed_count;
-                    if total_count.is_some() {
-                        job.total_count = total_count;
-                    }
-                    job.current_item.clone_from(&current_item);
-                    job.message.clone_from(&message);
-                    ServerMessage::JobProgress {
-                        processed_count,
-                        total_count: job.total_count,
-                        current_item,
-                        message,
-                    }
-                }
-                EventKind::Complete { summary } => {
-                    job.phase = Phase::Completed {
-                        summary: summary.clone(),
-                        at: now,
-                    };
-                    ServerMessage::JobComplete { summary }
-                }
-                EventKind::Failed { code, message } => {
-                    job.phase = Phase::Failed {
-                        code: code.clone(),
-                        message: message.clone(),
-                        at: now,
-                    };
-                    ServerMessage::Error {
-                        code,
-                        message,
-                        retryable: false,
-                    }
-                }
-            };
-            if let Some(id) = e.event_id {
-                job.applied.push_back((id, job.seq));
-                while job.applied.len() > REMEMBERED_EVENT_IDS {
-                    job.applied.pop_front();
-                }
-            }
-            job.updated_at = now;
-            fanout.push((job.seq, msg));
+            fanout.push((next.seq, msg));
         }
-        let terminal = job.phase.terminal().map(|(_, code)| code);
-        let seq = job.seq;
-        if !fanout.is_empty() {
-            self.persist_update(now, terminal.is_some(), out);
+        if fanout.is_empty() {
+            return Ok(last_seq);
         }
+        // Under `EveryRequest` this is the record as it will be written.
+        next.delivered = next.delivered.max(self.seq_at_input);
+        check_record_size(&next)?;
+        let terminal = next.phase.terminal().map(|(_, code)| code);
+        let seq = next.seq;
+        self.job = Some(next);
+        self.persist_update(now, terminal.is_some(), out);
         let ids: Vec<SocketId> = self.sockets.keys().copied().collect();
         for (seq, msg) in &fanout {
             self.broadcast(now, &header, &ids, Some(*seq), msg, out);
@@ -199,20 +177,16 @@ impl Room {
                 self.close(id, code, "job ended", out);
             }
         }
-        if !fanout.is_empty() {
-            // The fan-out is done: a wake need not catch the sockets up.
-            out.push(Effect::MarkDelivered(seq));
-        }
-        out.push(Effect::Respond(ok(
-            202,
-            &serde_json::json!({ "seq": last_seq.0 }),
-        )));
+        // The fan-out is done: a wake need not catch the sockets up.
+        out.push(Effect::MarkDelivered(seq));
+        Ok(last_seq)
     }
 
     pub(super) fn cancel(&mut self, now: Millis, out: &mut Vec<Effect>) -> Result<(), HttpError> {
         let job = self.job.as_mut().ok_or_else(HttpError::job_not_found)?;
-        if job.phase.status().is_terminal() {
-            return Err(HttpError::job_ended());
+        let status = job.phase.status();
+        if status.is_terminal() {
+            return Err(HttpError::job_ended(status));
         }
         job.phase = Phase::Canceled { at: now };
         job.updated_at = now;
@@ -241,4 +215,134 @@ impl Room {
             &serde_json::json!({ "revoked": true }),
         )));
     }
+}
+
+fn too_long(i: usize, field: &str, len: usize, max: usize) -> HttpError {
+    HttpError::new(
+        422,
+        "field_too_long",
+        format!("event {i}: {field} is {len} bytes, over the {max}-byte limit; send it shorter"),
+    )
+}
+
+/// Each field within its own limit (SPEC §3 leaves them to the gateway).
+fn check_bounds(i: usize, kind: &EventKind) -> Result<(), HttpError> {
+    let check = |field: &str, value: Option<&str>, max: usize| match value {
+        Some(v) if v.len() > max => Err(too_long(i, field, v.len(), max)),
+        _ => Ok(()),
+    };
+    match kind {
+        EventKind::Started { message, .. } => {
+            check("message", message.as_deref(), MAX_MESSAGE_BYTES)
+        }
+        EventKind::Progress {
+            current_item,
+            message,
+            ..
+        } => {
+            check(
+                "currentItem",
+                current_item.as_deref(),
+                MAX_CURRENT_ITEM_BYTES,
+            )?;
+            check("message", message.as_deref(), MAX_MESSAGE_BYTES)
+        }
+        EventKind::Complete { summary } => check("summary", Some(summary), MAX_SUMMARY_BYTES),
+        EventKind::Failed { code, message } => {
+            check("code", Some(code), MAX_CODE_BYTES)?;
+            check("message", Some(message), MAX_MESSAGE_BYTES)
+        }
+    }
+}
+
+/// The record must fit one storage write with room to spare; a request that
+/// would outgrow it changes nothing.
+fn check_record_size(job: &JobRecord) -> Result<(), HttpError> {
+    let len = serde_json::to_vec(job).map_or(usize::MAX, |v| v.len());
+    if len > MAX_RECORD_BYTES {
+        return Err(HttpError::new(
+            413,
+            "job_state_too_large",
+            format!(
+                "the job's stored state would be {len} bytes, over the {MAX_RECORD_BYTES}-byte limit; send a shorter summary, message, currentItem or eventIds"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Applies one event to the record and returns the frame it fans out.
+fn apply(
+    job: &mut JobRecord,
+    i: usize,
+    kind: &EventKind,
+    now: Millis,
+) -> Result<ServerMessage, HttpError> {
+    Ok(match kind {
+        EventKind::Started {
+            total_count,
+            message,
+        } => {
+            job.phase = Phase::Processing;
+            if total_count.is_some() {
+                job.total_count = *total_count;
+            }
+            job.message.clone_from(message);
+            ServerMessage::JobStarted {
+                total_count: job.total_count,
+                message: message.clone(),
+            }
+        }
+        EventKind::Progress {
+            processed_count,
+            total_count,
+            current_item,
+            message,
+        } => {
+            if *processed_count < job.processed_count {
+                return Err(HttpError::new(
+                    422,
+                    "processed_count_decreased",
+                    format!(
+                        "event {i}: processedCount {processed_count} is below {}; it may not decrease",
+                        job.processed_count
+                    ),
+                ));
+            }
+            job.phase = Phase::Processing;
+            job.processed_count = *processed_count;
+            if total_count.is_some() {
+                job.total_count = *total_count;
+            }
+            job.current_item.clone_from(current_item);
+            job.message.clone_from(message);
+            ServerMessage::JobProgress {
+                processed_count: *processed_count,
+                total_count: job.total_count,
+                current_item: current_item.clone(),
+                message: message.clone(),
+            }
+        }
+        EventKind::Complete { summary } => {
+            job.phase = Phase::Completed {
+                summary: summary.clone(),
+                at: now,
+            };
+            ServerMessage::JobComplete {
+                summary: summary.clone(),
+            }
+        }
+        EventKind::Failed { code, message } => {
+            job.phase = Phase::Failed {
+                code: code.clone(),
+                message: message.clone(),
+                at: now,
+            };
+            ServerMessage::Error {
+                code: code.clone(),
+                message: message.clone(),
+                retryable: false,
+            }
+        }
+    })
 }

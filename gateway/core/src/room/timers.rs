@@ -1,6 +1,13 @@
-//! The alarm: named timers due at it, the idle sweep, and re-arming.
+//! The alarm: named timers due at it, the idle sweep, the end of an
+//! abandoned job, and re-arming.
 
 use super::*;
+
+/// The failure code a job gets when its producer sent nothing for the whole
+/// retention period.
+pub const JOB_EXPIRED: &str = "job_expired";
+const JOB_EXPIRED_MESSAGE: &str =
+    "the producer sent no event for the retention period (24 h); the job ended as failed: start a new job";
 
 impl Room {
     pub(super) fn alarm(&mut self, now: Millis, random: [u8; 16], out: &mut Vec<Effect>) {
@@ -23,19 +30,51 @@ impl Room {
                     .map(|i| i as u64),
             }));
             match timer {
-                Timer::Cleanup => {
-                    let ids: Vec<SocketId> = self.sockets.keys().copied().collect();
-                    for id in ids {
-                        self.close(id, CloseCode::Restarting, "job expired", out);
-                    }
-                    self.job = None;
-                    out.push(Effect::Forget);
-                    out.push(log(Level::Info, "job_forgotten", None));
-                }
+                Timer::Cleanup => self.cleanup(now, out),
                 Timer::TokenRefresh => self.refresh_token(now, random, out),
                 Timer::IdleSweep => self.sweep(now, out),
             }
         }
+    }
+
+    /// Retention is over. An ended job is forgotten; a job still running
+    /// was abandoned by its producer and ends as failed (`job_expired`), so
+    /// apps show a result; it is forgotten one retention later.
+    fn cleanup(&mut self, now: Millis, out: &mut Vec<Effect>) {
+        let Some(job) = self.job.as_mut() else { return };
+        if job.phase.status().is_terminal() {
+            let ids: Vec<SocketId> = self.sockets.keys().copied().collect();
+            for id in ids {
+                // Only sockets that never read their terminal close are left.
+                self.close(id, CloseCode::Restarting, "job expired", out);
+            }
+            self.job = None;
+            out.push(Effect::Forget);
+            out.push(log(Level::Info, "job_forgotten", None));
+            return;
+        }
+        let (code, message) = (JOB_EXPIRED.to_owned(), JOB_EXPIRED_MESSAGE.to_owned());
+        job.phase = Phase::Failed {
+            code: code.clone(),
+            message: message.clone(),
+            at: now,
+        };
+        job.seq = job.seq.next();
+        job.updated_at = now;
+        let (header, seq) = (job.header(), job.seq);
+        self.persist_update(now, true, out);
+        let ids: Vec<SocketId> = self.sockets.keys().copied().collect();
+        let frame = ServerMessage::Error {
+            code,
+            message,
+            retryable: false,
+        };
+        self.broadcast(now, &header, &ids, Some(seq), &frame, out);
+        for id in ids {
+            self.close(id, CloseCode::JobFailed, "job expired", out);
+        }
+        out.push(Effect::MarkDelivered(seq));
+        out.push(log(Level::Warn, "job_expired", None));
     }
 
     /// What the runtime knows of literal pings the room never saw.
