@@ -201,11 +201,14 @@ async fn events_are_validated_and_frozen_after_the_end() {
         api.post_events(&job.id, progress(6, 10))
             .await
             .assert_error(409),
-        "job_ended"
+        "job_completed"
     );
-    api.post_events(&job.id, json!({"type": "failed"}))
-        .await
-        .assert_error(409);
+    assert_eq!(
+        api.post_events(&job.id, json!({"type": "failed"}))
+            .await
+            .assert_error(409),
+        "job_completed"
+    );
 }
 
 #[tokio::test]
@@ -305,7 +308,7 @@ async fn cancel_endpoint_statuses() {
     assert_eq!(api.cancel(&job.id, &job.token).await.status, 202);
     assert_eq!(
         api.cancel(&job.id, &job.token).await.assert_error(409),
-        "job_ended"
+        "job_canceled"
     );
     let state: Value = api.job_state(&job.id, &job.token).await.json;
     assert_eq!(state["status"], "canceled");

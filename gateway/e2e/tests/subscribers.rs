@@ -325,9 +325,9 @@ async fn cancel_closes_every_socket_with_1001() {
     assert_eq!(b.expect_close().await.0, 1001, "no frame before 1001");
 
     let frozen = api.post_events(&job.id, progress(1, 4)).await;
-    assert_eq!(frozen.assert_error(409), "job_ended");
+    assert_eq!(frozen.assert_error(409), "job_canceled");
     let again = api.cancel(&job.id, &job.token).await;
-    again.assert_error(409);
+    assert_eq!(again.assert_error(409), "job_canceled");
 
     let mut late = api.subscribe(&job.id, &job.token).await;
     let snap = snapshot(&mut late, &job).await;
