@@ -7,7 +7,8 @@ pub enum Timer {
     TokenRefresh,
     /// Close sockets that stopped pinging (4002).
     IdleSweep,
-    /// Forget the job 24 h after it ended.
+    /// 24 h after the job ended, forget it; 24 h after the last event of a
+    /// job still running, end it as failed (`job_expired`).
     Cleanup,
 }
 

@@ -90,7 +90,8 @@ pub struct RoomConfig {
     pub rate_limit: usize,
     /// The rate window.
     pub rate_window: Millis,
-    /// How long an ended (or abandoned) job stays readable.
+    /// How long an ended job stays readable, and how long a job still
+    /// running may go without events before it ends as failed.
     pub retention: Millis,
     /// `Retry-After` for a 429.
     pub retry_after: Millis,
