@@ -6,16 +6,23 @@
 use gateway_core::client::{JobEnd, State};
 use gateway_core::protocol::{JobStatus, Seq};
 use gateway_core::room::Response;
-use gateway_core::room::{
-    Input, JobRecord, Phase, RoomConfig, JOB_EXPIRED, MAX_CODE_BYTES, MAX_CURRENT_ITEM_BYTES,
-    MAX_EVENTS_PER_REQUEST, MAX_MESSAGE_BYTES, MAX_RECORD_BYTES, MAX_SUMMARY_BYTES,
-};
+use gateway_core::room::{Input, JobRecord, Phase, RoomConfig};
 use gateway_core::sim::Sim;
 use gateway_core::token::Token;
 use gateway_core::{CloseCode, Millis};
 use serde_json::{json, Value};
 
 const T0: Millis = Millis(1_763_000_000_000);
+
+// The documented limits (docs/PROTOCOL.md §7), written out so that a changed
+// constant fails a test.
+const MAX_SUMMARY_BYTES: usize = 131_072;
+const MAX_MESSAGE_BYTES: usize = 65_536;
+const MAX_CURRENT_ITEM_BYTES: usize = 4_096;
+const MAX_CODE_BYTES: usize = 128;
+const MAX_RECORD_BYTES: usize = 524_288;
+const MAX_EVENTS_PER_REQUEST: usize = 1_000;
+const JOB_EXPIRED: &str = "job_expired";
 
 fn sim() -> Sim {
     let mut s = Sim::new(RoomConfig::default(), T0, 11);
@@ -386,7 +393,6 @@ fn batch(n: usize, ids: bool) -> String {
 
 #[test]
 fn a_request_holds_at_most_1000_events() {
-    assert_eq!(MAX_EVENTS_PER_REQUEST, 1000);
     let mut s = sim();
     refused(
         &mut s,
