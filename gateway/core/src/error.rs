@@ -186,7 +186,13 @@ impl HttpError {
     /// The JSON body.
     #[must_use]
     pub fn body(&self) -> String {
-        serde_json::json!({"error": {"code": self.code, "message": self.message}}).to_string()
+        let body = crate::api::ErrorBody {
+            error: crate::api::ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message.clone(),
+            },
+        };
+        serde_json::to_string(&body).unwrap_or_default()
     }
 }
 

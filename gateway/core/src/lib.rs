@@ -14,6 +14,7 @@
     )
 )]
 
+pub mod api;
 pub mod client;
 pub mod close_code;
 pub mod entropy;
