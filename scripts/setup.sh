@@ -3,7 +3,8 @@
 #   scripts/setup.sh            native + wasm toolchain, npm packages
 #   scripts/setup.sh --fuzz     also cargo-fuzz
 #   scripts/setup.sh --browser  also Debian's chromium, for the browser test
-#   (flags combine: scripts/setup.sh --fuzz --browser)
+#   scripts/setup.sh --schemathesis  also schemathesis in a virtualenv, for scripts/api-fuzz.sh
+#   (flags combine: scripts/setup.sh --fuzz --browser --schemathesis)
 # Route 1: rustup's wasm32 target. Route 2 (fallback, when rustup cannot
 # download): Debian's rustc-web with -Zbuild-std (see docs/DEPLOY.md).
 set -euo pipefail
@@ -12,6 +13,7 @@ cd "$(dirname "$0")/.."
 WASM_BINDGEN_VERSION=0.2.129
 WORKER_BUILD_VERSION=0.8.7
 CARGO_FUZZ_VERSION=0.13.2
+SCHEMATHESIS_VERSION=4.32.5
 RUST_WEB_VERSION=1.96.0+dfsg1-1~deb12u2
 TOOLS="${GATEWAY_TOOLS:-$HOME/.local/share/progress-gateway}"
 mkdir -p "$TOOLS/bin"
@@ -20,11 +22,13 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 
 FUZZ=
 BROWSER=
+SCHEMATHESIS=
 for arg in "$@"; do
   case "$arg" in
     --fuzz) FUZZ=1 ;;
     --browser) BROWSER=1 ;;
-    *) echo "[setup] unknown option $arg (--fuzz, --browser)" >&2; exit 2 ;;
+    --schemathesis) SCHEMATHESIS=1 ;;
+    *) echo "[setup] unknown option $arg (--fuzz, --browser, --schemathesis)" >&2; exit 2 ;;
   esac
 done
 
@@ -84,5 +88,15 @@ fi
 if [ -n "$BROWSER" ] && [ ! -x /usr/bin/chromium ]; then
   log "apt-get install chromium"
   apt_once chromium
+fi
+# --- API fuzzing: schemathesis from PyPI, pinned, in its own virtualenv -------
+if [ -n "$SCHEMATHESIS" ]; then
+  venv="$TOOLS/venv"
+  if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+    command -v python3 >/dev/null || apt_once python3 python3-venv
+    python3 -m venv "$venv" >&2 || { apt_once python3-venv; python3 -m venv "$venv" >&2; }
+    log "pip install schemathesis==$SCHEMATHESIS_VERSION"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" >&2
+  fi
 fi
 log "ready (wasm route: $route)"

@@ -2,7 +2,8 @@
 # Sets up and runs every test: format, lints, unit/scenario/property tests,
 # the end-to-end suite against the real Worker in local workerd, the
 # TypeScript client (type check, tests, conformance vectors), the demo page in
-# headless Chromium against the real Worker, the mutants of the last commit's
+# headless Chromium against the real Worker, bounded API fuzzing from the
+# OpenAPI document (schemathesis), the mutants of the last commit's
 # core changes, a smoke run of the benchmark, the model check and bounded
 # fuzzing of every target.
 set -euo pipefail
@@ -13,7 +14,7 @@ export CARGO_TERM_COLOR=never
 step() { printf '\n=== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 
 step "setup"
-scripts/setup.sh --fuzz --browser
+scripts/setup.sh --fuzz --browser --schemathesis
 
 step "cargo fmt --check"
 cargo fmt --all --check
@@ -38,6 +39,9 @@ node --test --test-timeout=30000 clients/ts/test/*.test.mjs
 step "browser test: the demo page in headless Chromium against the real Worker (bounded: 300 s)"
 [ -f build/index.js ] || scripts/build-worker.sh
 timeout 300 node --test --test-timeout=120000 web/test/browser.test.mjs
+
+step "API fuzzing: schemathesis from docs/openapi.json against the local Worker (bounded: scripts/api-fuzz.sh)"
+scripts/api-fuzz.sh
 
 step "mutation check: the last commit's mutants in the rules-pinned core files (scripts/mutants.sh ci)"
 scripts/mutants.sh ci
