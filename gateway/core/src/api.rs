@@ -618,17 +618,17 @@ fn json_content(schema: &Value) -> Value {
 }
 
 fn error_response(status: u16, when: &str, error: &Value) -> (String, Value) {
-    let mut r = json!({
-        "description": when,
-        "content": json_content(error),
-    });
+    let mut r = Map::new();
+    r.insert("description".into(), when.into());
+    r.insert("content".into(), json_content(error));
     if status == 429 {
-        r["headers"] = json!({"Retry-After": {
+        let retry_after = json!({"Retry-After": {
             "description": "Seconds to wait before the next attempt.",
             "schema": {"type": "integer", "minimum": 0}
         }});
+        r.insert("headers".into(), retry_after);
     }
-    (status.to_string(), r)
+    (status.to_string(), Value::Object(r))
 }
 
 /// The OpenAPI 3.1 document of SPEC §1 (with this gateway's additions).
