@@ -117,16 +117,14 @@ impl Producer {
 
     /// `POST /api/jobs`.
     pub async fn create_job(&self, req: &CreateJobRequest) -> Result<CreatedJob, ProducerError> {
-        let mut body = json!({ "pipeline": req.pipeline.as_str() });
-        if let Some(t) = req.total_count {
-            body["totalCount"] = t.into();
-        }
-        if let Some(id) = &req.job_id {
-            body["jobId"] = id.as_str().into();
-        }
-        if let Some(ttl) = req.ttl_seconds {
-            body["ttlSeconds"] = ttl.into();
-        }
+        let body = gateway_core::api::CreateJobRequest {
+            pipeline: req.pipeline,
+            total_count: req.total_count,
+            job_id: req.job_id.clone(),
+            ttl_seconds: req.ttl_seconds,
+        };
+        // Strings, numbers and a unit enum: encoding cannot fail.
+        let body = serde_json::to_value(&body).unwrap_or_default();
         let v = self.post(self.endpoint.jobs(), &body).await?;
         let s = |k: &str| {
             v.get(k)
