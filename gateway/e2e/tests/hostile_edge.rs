@@ -566,3 +566,45 @@ async fn during_a_rotation_both_producer_secrets_are_accepted() {
         .await
         .assert_error(401);
 }
+
+// ---------------------------------------------------------------------------
+// Operator input
+
+#[tokio::test]
+async fn an_invalid_var_refuses_every_request_with_500_misconfigured() {
+    // PING_INTERVAL_MS=0 used to close every socket as idle.
+    let gateway = Gateway::start_misconfigured(&[("PING_INTERVAL_MS", "0")]);
+    let api = gateway.api();
+    let refusals = [
+        api.raw("GET", "/healthz", &[], None).await,
+        api.create_job_raw(json!({"pipeline": "csv_import"})).await,
+        api.refused_upgrade("jobId=j1&token=t1").await,
+    ];
+    for reply in refusals {
+        assert_eq!(reply.assert_error(500), "misconfigured");
+        let message = reply.json["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("PING_INTERVAL_MS") && message.contains("from 1000 to 600000"),
+            "{message}"
+        );
+    }
+    // wrangler writes workerd's console output asynchronously.
+    let logged = |log: &str| {
+        log.lines()
+            // An error line is wrapped in terminal colour codes.
+            .filter_map(|line| Some(&line[line.find('{')?..=line.rfind('}')?]))
+            .filter_map(|json| serde_json::from_str::<Value>(json).ok())
+            .filter(|v| v["event"] == "misconfigured")
+            .count()
+    };
+    for _ in 0..50 {
+        if logged(&gateway.log()) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let log = gateway.log();
+    assert_eq!(logged(&log), 1, "logged once per isolate:\n{log}");
+    assert!(!log.contains(api.secret()), "the secret is never logged");
+}
