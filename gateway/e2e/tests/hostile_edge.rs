@@ -499,6 +499,37 @@ async fn with_allowed_origins_an_unlisted_browser_origin_is_403_before_the_room(
         no_bearer.header("access-control-allow-origin"),
         Some(LISTED)
     );
+    // ... whether the router refuses (no bearer, above; a bad upgrade) or the
+    // room does (a wrong token).
+    let wrong = api
+        .raw(
+            "GET",
+            &format!("/api/job-state/{}", job.id),
+            &[
+                ("authorization", "Bearer not-the-token"),
+                ("origin", LISTED),
+            ],
+            None,
+        )
+        .await;
+    wrong.assert_error(401);
+    assert_eq!(wrong.header("access-control-allow-origin"), Some(LISTED));
+    let mut bad_upgrade = ws_headers;
+    bad_upgrade[4] = ("origin", LISTED);
+    for (query, status) in [
+        (format!("jobId={}", job.id), 400),
+        (format!("jobId={}&token=not-the-token", job.id), 401),
+    ] {
+        let refused = api
+            .raw("GET", &format!("/ws/progress?{query}"), &bad_upgrade, None)
+            .await;
+        refused.assert_error(status);
+        assert_eq!(
+            refused.header("access-control-allow-origin"),
+            Some(LISTED),
+            "{query}"
+        );
+    }
 }
 
 #[tokio::test]
