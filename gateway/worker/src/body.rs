@@ -23,6 +23,18 @@ pub fn declared_length(req: &Request) -> Result<Option<u64>> {
         .and_then(|h| h.trim().parse().ok()))
 }
 
+/// Refuses a declared `Content-Length` over the limit (`413`), before reading.
+///
+/// # Errors
+/// Only if the runtime refuses to read a header.
+pub fn check_declared(req: &Request) -> Result<std::result::Result<(), HttpError>> {
+    let checked = check_content_length(req.headers().get("content-length")?.as_deref());
+    if checked.is_err() {
+        tracing::info!(event = "body_refused", declared = true);
+    }
+    Ok(checked)
+}
+
 /// The whole body, or `413` once more than [`MAX_PRODUCER_BODY`] bytes
 /// arrived (the rest is not read; the stream is canceled). Each chunk is
 /// copied into wasm memory once, and only while the total is within the limit.
@@ -30,7 +42,7 @@ pub fn declared_length(req: &Request) -> Result<Option<u64>> {
 /// # Errors
 /// When the runtime fails to read the stream.
 pub async fn read(req: &Request) -> Result<std::result::Result<Vec<u8>, HttpError>> {
-    if let Err(e) = check_content_length(req.headers().get("content-length")?.as_deref()) {
+    if let Err(e) = check_declared(req)? {
         return Ok(Err(e));
     }
     let Some(stream) = req.inner().body() else {

@@ -84,9 +84,7 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
             room(env, &job_id)?.fetch_with_request(inner).await
         }
         Route::Events(job) => {
-            if let Err(e) =
-                http::check_content_length(req.headers().get("content-length")?.as_deref())
-            {
+            if let Err(e) = body::check_declared(&req)? {
                 return reply::error(&e, None);
             }
             if body::declared_length(&req)?.is_some() {
