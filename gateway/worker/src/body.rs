@@ -1,7 +1,7 @@
-//! Producer bodies, read at most once and never past the limit: a declared
-//! `Content-Length` over 1 MiB is refused before a byte is read; a body
-//! without one (chunked) is read chunk by chunk and refused as soon as it
-//! passes 1 MiB, without reading the rest.
+//! Producer bodies, never read past the limit: a declared `Content-Length`
+//! over 1 MiB is refused before a byte is read; a body without one (chunked)
+//! is read chunk by chunk, straight into wasm memory, and refused as soon as
+//! it passes 1 MiB, without reading the rest.
 
 use gateway_core::http::{body_too_large, check_content_length};
 use gateway_core::protocol::MAX_PRODUCER_BODY;
