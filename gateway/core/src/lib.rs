@@ -16,6 +16,7 @@
 
 pub mod client;
 pub mod close_code;
+pub mod config;
 pub mod entropy;
 pub mod error;
 #[cfg(feature = "fuzzing")]

@@ -36,10 +36,6 @@ use crate::{guard, log, reply, runtime};
 const RECORD_KEY: &str = "job";
 /// The storage key of the delivered mark (read with the record).
 const DELIVERED_KEY: &str = "delivered";
-/// Optional var: sockets per job (SPEC §6 default 32).
-const MAX_SOCKETS_VAR: &str = "MAX_SOCKETS_PER_JOB";
-/// Optional var: the subscribers' ping interval in ms (idle after twice it).
-const PING_INTERVAL_VAR: &str = "PING_INTERVAL_MS";
 
 /// One job's room.
 #[durable_object]
@@ -70,13 +66,8 @@ impl DurableObject for JobRoom {
             Ok(pair) => state.set_websocket_auto_response(&pair),
             Err(e) => tracing::error!(error = ?e, event = "auto_response_failed"),
         }
-        let mut config = RoomConfig::default();
-        if let Some(n) = var_u64(&env, MAX_SOCKETS_VAR).and_then(|n| usize::try_from(n).ok()) {
-            config.max_sockets = n;
-        }
-        if let Some(ms) = var_u64(&env, PING_INTERVAL_VAR) {
-            config.ping_interval = Millis(ms);
-        }
+        // Checked by the core (MAX_SOCKETS_PER_JOB, PING_INTERVAL_MS).
+        let config = crate::config::room(&env);
         Self {
             state,
             env,
@@ -536,10 +527,6 @@ fn close_internal(ws: &WebSocket) {
         Some(error.close_code().as_u16()),
         Some(error.close_reason()),
     );
-}
-
-fn var_u64(env: &Env, name: &str) -> Option<u64> {
-    env.var(name).ok()?.to_string().trim().parse().ok()
 }
 
 /// One core log line as a `tracing` event with structured fields.
