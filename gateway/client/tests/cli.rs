@@ -9,10 +9,11 @@ mod common;
 use common::within;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::process::Command;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
@@ -80,7 +81,7 @@ async fn answer_create(mut tcp: TcpStream) {
     tcp.write_all(reply.as_bytes()).await.ok();
 }
 
-fn frame(job: &str, ty: &str, seq: u64, payload: Value) -> Message {
+fn frame(job: &str, ty: &str, seq: u64, payload: &Value) -> Message {
     let frame = json!({
         "type": ty, "jobId": job, "pipeline": "csv_import", "timestamp": 1,
         "version": "1.0.0", "seq": seq, "payload": payload,
@@ -120,7 +121,7 @@ async fn play(tcp: TcpStream) {
     let (end, code) = if job == COMPLETING {
         let summary = json!({ "note": format!("ok{HOSTILE}") });
         (
-            frame(&job, "job_complete", 2, json!({ "summary": summary })),
+            frame(&job, "job_complete", 2, &json!({ "summary": summary })),
             1000,
         )
     } else {
@@ -128,11 +129,11 @@ async fn play(tcp: TcpStream) {
             "code": format!("disk{HOSTILE}_full"), "message": format!("no{HOSTILE} space"),
             "retryable": false,
         });
-        (frame(&job, "error", 2, error), 4001)
+        (frame(&job, "error", 2, &error), 4001)
     };
     for m in [
-        frame(&job, "snapshot", 0, snapshot),
-        frame(&job, "job_progress", 1, progress),
+        frame(&job, "snapshot", 0, &snapshot),
+        frame(&job, "job_progress", 1, &progress),
         end,
     ] {
         if ws.send(m).await.is_err() {
@@ -148,10 +149,10 @@ async fn play(tcp: TcpStream) {
 }
 
 /// Runs the binary with these arguments and environment (nothing else of the
-/// test's environment that the CLI reads), off the runtime serving the stand-in.
+/// test's environment that the CLI reads); killed if it runs over 20 s.
 async fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_progress-gateway"));
-    cmd.args(args);
+    cmd.args(args).kill_on_drop(true);
     for var in [
         "GATEWAY_URL",
         "GATEWAY_TOKEN",
@@ -161,12 +162,9 @@ async fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
         cmd.env_remove(var);
     }
     cmd.envs(env.iter().copied());
-    within(20, "the end of `progress-gateway`", async move {
-        tokio::task::spawn_blocking(move || cmd.output().unwrap())
-            .await
-            .unwrap()
-    })
-    .await
+    within(20, "the end of `progress-gateway`", cmd.output())
+        .await
+        .unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
