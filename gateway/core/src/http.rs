@@ -196,9 +196,8 @@ fn parse_last_seq(s: &str) -> Result<Seq, HttpError> {
             format!("{m}; send the seq of the last frame you saw, e.g. lastSeq=17"),
         )
     };
-    let canonical = !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_digit())
-        && (s == "0" || !s.starts_with('0'));
+    let canonical =
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
     if !canonical {
         return Err(refused(
             "lastSeq must be a decimal integer without sign or leading zeros",

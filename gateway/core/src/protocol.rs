@@ -343,7 +343,9 @@ struct Envelope<'a> {
 enum Payload<'a> {
     Fields(Value),
     /// The producer's summary, forwarded as the exact text it sent.
-    Summary { summary: Option<&'a RawValue> },
+    Summary {
+        summary: Option<&'a RawValue>,
+    },
 }
 
 /// Encodes one envelope (SPEC §2).

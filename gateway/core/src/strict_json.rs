@@ -85,7 +85,9 @@ impl<'de> Visitor<'de> for Container {
             }
             let value: &'de RawValue = map.next_value()?;
             if seen.contains(&key) {
-                verdict = Err(StrictJsonError::DuplicateKey(key.chars().take(64).collect()));
+                verdict = Err(StrictJsonError::DuplicateKey(
+                    key.chars().take(64).collect(),
+                ));
             } else {
                 verdict = walk(value, self.depth + 1);
                 seen.insert(key);
@@ -133,13 +135,19 @@ mod tests {
 
     #[test]
     fn numbers_of_any_size_pass() {
-        assert_eq!(check(r#"{"n":1e400,"m":[-1e999,123456789012345678901234567890]}"#), Ok(()));
+        assert_eq!(
+            check(r#"{"n":1e400,"m":[-1e999,123456789012345678901234567890]}"#),
+            Ok(())
+        );
     }
 
     #[test]
     fn syntax_and_depth() {
         assert!(matches!(check("{"), Err(StrictJsonError::Syntax(_))));
-        assert!(matches!(check_bytes(b"\xff"), Err(StrictJsonError::Syntax(_))));
+        assert!(matches!(
+            check_bytes(b"\xff"),
+            Err(StrictJsonError::Syntax(_))
+        ));
         let at_limit = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
         assert_eq!(check(&at_limit), Ok(()));
         let over = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));

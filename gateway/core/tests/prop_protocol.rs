@@ -143,12 +143,16 @@ fn event_id() -> impl Strategy<Value = Option<String>> {
 
 fn producer_event() -> impl Strategy<Value = ProducerEvent> {
     let kind = prop_oneof![
-        (prop::option::of(0..=protocol::MAX_SAFE_INTEGER), prop::option::of(text())).prop_map(|(total_count, message)| {
-            EventKind::Started {
-                total_count,
-                message,
-            }
-        }),
+        (
+            prop::option::of(0..=protocol::MAX_SAFE_INTEGER),
+            prop::option::of(text())
+        )
+            .prop_map(|(total_count, message)| {
+                EventKind::Started {
+                    total_count,
+                    message,
+                }
+            }),
         (
             0..=protocol::MAX_SAFE_INTEGER,
             prop::option::of(0..=protocol::MAX_SAFE_INTEGER),

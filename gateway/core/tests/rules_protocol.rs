@@ -720,7 +720,9 @@ fn a_body_naming_a_key_twice_is_refused_and_nothing_in_it_is_read() {
         (400, "duplicate_key")
     );
     assert_eq!(
-        status_code(parse_create_job(br#"{"pipeline":"ai_scan","x":{"y":1,"y":1}}"#)),
+        status_code(parse_create_job(
+            br#"{"pipeline":"ai_scan","x":{"y":1,"y":1}}"#
+        )),
         (400, "duplicate_key")
     );
 }
