@@ -1328,3 +1328,72 @@ fn a_record_stored_before_the_end_moved_into_the_phase_keeps_its_end_time() {
     let (room, _) = Room::restore(RoomConfig::default(), s.now, kept);
     assert_eq!(room.job().unwrap().phase.ended_at(), Some(ended));
 }
+
+// --- issue 11: loose parsing ----------------------------------------------
+
+#[test]
+fn a_frame_with_type_twice_closes_1002_and_cancels_nothing() {
+    let (mut s, _) = connected(None);
+    let stored = s.storage.clone();
+    s.net.push_back(Packet::Up {
+        socket: nth(&s, 0),
+        text: r#"{"type":"ping","type":"cancel"}"#.into(),
+    });
+    s.settle();
+    assert_eq!(socket_frames(&s, 0).1, Some(1002));
+    assert_eq!(s.job().unwrap().phase.status(), JobStatus::Pending);
+    assert_eq!(s.storage, stored, "nothing was written");
+    // A ping with a number beyond a double's range is still a ping.
+    let c = s.add_client(None);
+    s.start(c);
+    s.settle();
+    s.net.push_back(Packet::Up {
+        socket: nth(&s, 1),
+        text: r#"{"type":"ping","timestamp":1e400}"#.into(),
+    });
+    s.settle();
+    assert_eq!(socket_frames(&s, 1).0.last(), Some(&(None, "pong")));
+    assert_eq!(socket_frames(&s, 1).1, None, "still open");
+    clean(&s);
+}
+
+#[test]
+fn a_summary_with_integers_beyond_64_bits_reaches_subscribers_unchanged() {
+    let (mut s, _) = connected(None);
+    let summary = r#"{"big":123456789012345678901234567890,"list":[18446744073709551616,-0.1e-5]}"#;
+    let body = format!(r#"{{"type":"complete","summary":{summary}}}"#);
+    assert_eq!(s.producer(&body).status, 202);
+    s.settle();
+    let log = &s.logs[&nth(&s, 0)];
+    assert_eq!(
+        log.frames.last().map(|f| &f.message),
+        Some(&ServerMessage::JobComplete {
+            summary: summary.into()
+        })
+    );
+    assert_eq!(log.close.map(CloseCode::as_u16), Some(1000));
+    clean(&s);
+}
+
+#[test]
+fn an_unsafe_count_is_422_and_changes_nothing() {
+    let (mut s, _) = connected(None);
+    assert_eq!(s.producer(&progress(2)).status, 202);
+    s.settle();
+    let stored = s.storage.clone();
+    let frames = socket_frames(&s, 0).0.len();
+    let r = s.producer(r#"{"type":"progress","processedCount":9007199254740992}"#);
+    assert_eq!(r.status, 422, "{}", r.body);
+    let r = s.producer(r#"{"type":"progress","processedCount":3,"processedCount":9}"#);
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("duplicate_key"), "{}", r.body);
+    s.settle();
+    assert_eq!(s.storage, stored);
+    assert_eq!(socket_frames(&s, 0).0.len(), frames);
+    assert_eq!(
+        s.producer(r#"{"type":"progress","processedCount":9007199254740991}"#)
+            .status,
+        202
+    );
+    clean(&s);
+}
