@@ -1,35 +1,35 @@
 //! Strict reading of the JSON the gateway accepts: an object that names a key
 //! twice is refused at any depth (serde_json alone keeps the last one, so
-//! `{"type":"ping","type":"cancel"}` would cancel). Values are walked as raw
-//! text, so no number is converted, refused or rounded just for being large.
+//! `{"type":"ping","type":"cancel"}` would cancel). One pass, nothing built:
+//! linear in the text, whatever its nesting.
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
 use std::collections::HashSet;
 
-/// Deepest nesting read, as serde_json's own default.
-pub const MAX_DEPTH: usize = 128;
+/// Deepest nesting read (serde_json's own limit).
+pub const MAX_DEPTH: usize = 127;
 
 /// Why a text is not strict JSON.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StrictJsonError {
-    /// Not JSON at all.
+    /// Not JSON the gateway reads: a syntax error, a number beyond a double's
+    /// range (about ±1.8e308), or nesting deeper than [`MAX_DEPTH`].
     #[error("not valid JSON: {0}")]
     Syntax(String),
     /// An object names a key twice.
     #[error("key {0:?} appears twice in one object; send each key once")]
     DuplicateKey(String),
-    /// Nested deeper than [`MAX_DEPTH`].
-    #[error("JSON nested deeper than 128 levels")]
-    TooDeep,
 }
 
 /// Checks that `text` is one JSON value with no duplicate key in any object.
 pub fn check(text: &str) -> Result<(), StrictJsonError> {
-    let raw: &RawValue =
-        serde_json::from_str(text).map_err(|e| StrictJsonError::Syntax(e.to_string()))?;
-    walk(raw, 1)
+    let mut de = serde_json::Deserializer::from_str(text);
+    let verdict = Walk
+        .deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v))
+        .map_err(|e| StrictJsonError::Syntax(e.to_string()))?;
+    verdict.map_err(StrictJsonError::DuplicateKey)
 }
 
 /// [`check`] for bytes, which must be UTF-8.
@@ -39,43 +39,29 @@ pub fn check_bytes(bytes: &[u8]) -> Result<(), StrictJsonError> {
     check(text)
 }
 
-/// Walks one value already known to be valid JSON.
-fn walk(raw: &RawValue, depth: usize) -> Result<(), StrictJsonError> {
-    let text = raw.get();
-    if !text.starts_with(['{', '[']) {
-        return Ok(());
-    }
-    if depth > MAX_DEPTH {
-        return Err(StrictJsonError::TooDeep);
-    }
-    let mut de = serde_json::Deserializer::from_str(text);
-    Container { depth }
-        .deserialize(&mut de)
-        .map_err(|e| StrictJsonError::Syntax(e.to_string()))?
-}
+/// Visits one value. A duplicate key is the visit's result (the first one
+/// found, cut to 64 characters) rather than an error, so the rest of the text
+/// is still read and a syntax error after it is still reported as such.
+struct Walk;
 
-/// Visits one object or array; what it finds wrong is its value, so that the
-/// rest is still consumed and serde_json sees a complete value.
-struct Container {
-    depth: usize,
-}
+type Verdict = Result<(), String>;
 
-impl<'de> DeserializeSeed<'de> for Container {
-    type Value = Result<(), StrictJsonError>;
+impl<'de> DeserializeSeed<'de> for Walk {
+    type Value = Verdict;
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Verdict, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for Container {
-    type Value = Result<(), StrictJsonError>;
+impl<'de> Visitor<'de> for Walk {
+    type Value = Verdict;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON object or array")
+        f.write_str("a JSON value")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Verdict, A::Error> {
         let mut seen = HashSet::new();
         let mut verdict = Ok(());
         while let Some(key) = map.next_key::<String>()? {
@@ -83,30 +69,48 @@ impl<'de> Visitor<'de> for Container {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             }
-            let value: &'de RawValue = map.next_value()?;
+            let inner = map.next_value_seed(Walk)?;
             if seen.contains(&key) {
-                verdict = Err(StrictJsonError::DuplicateKey(
-                    key.chars().take(64).collect(),
-                ));
+                verdict = Err(key.chars().take(64).collect());
             } else {
-                verdict = walk(value, self.depth + 1);
+                verdict = inner;
                 seen.insert(key);
             }
         }
         Ok(verdict)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Verdict, A::Error> {
         let mut verdict = Ok(());
-        while let Some(value) = seq.next_element::<&'de RawValue>()? {
+        while let Some(inner) = seq.next_element_seed(Walk)? {
             if verdict.is_ok() {
-                verdict = walk(value, self.depth + 1);
+                verdict = inner;
             }
         }
         Ok(verdict)
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Verdict, E> {
+        Ok(Ok(()))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Verdict, E> {
+        Ok(Ok(()))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Verdict, E> {
+        Ok(Ok(()))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Verdict, E> {
+        Ok(Ok(()))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Verdict, E> {
+        Ok(Ok(()))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Verdict, E> {
         Ok(Ok(()))
     }
 }
@@ -134,11 +138,17 @@ mod tests {
     }
 
     #[test]
-    fn numbers_of_any_size_pass() {
+    fn numbers_pass_up_to_a_doubles_range() {
         assert_eq!(
-            check(r#"{"n":1e400,"m":[-1e999,123456789012345678901234567890]}"#),
+            check(r#"{"n":1.7976931348623157e308,"m":[-1e-999,123456789012345678901234567890]}"#),
             Ok(())
         );
+        for over in ["1e309", "[-1e400]", r#"{"a":{"b":1e400}}"#] {
+            assert!(
+                matches!(check(over), Err(StrictJsonError::Syntax(_))),
+                "{over}"
+            );
+        }
     }
 
     #[test]
@@ -148,9 +158,18 @@ mod tests {
             check_bytes(b"\xff"),
             Err(StrictJsonError::Syntax(_))
         ));
-        let at_limit = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
-        assert_eq!(check(&at_limit), Ok(()));
-        let over = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
-        assert!(check(&over).is_err());
+        assert!(matches!(
+            check(r#"{"a":1,"a":2} x"#),
+            Err(StrictJsonError::Syntax(_))
+        ));
+        let nest = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert_eq!(check(&nest(MAX_DEPTH)), Ok(()));
+        assert!(matches!(
+            check(&nest(MAX_DEPTH + 1)),
+            Err(StrictJsonError::Syntax(_))
+        ));
+        let objects = |n: usize| format!("{}{}", r#"{"a":"#.repeat(n - 1) + "{", "}".repeat(n));
+        assert_eq!(check(&objects(MAX_DEPTH)), Ok(()));
+        assert!(check(&objects(MAX_DEPTH + 1)).is_err());
     }
 }

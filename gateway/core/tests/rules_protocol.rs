@@ -643,14 +643,14 @@ fn a_frame_naming_a_key_twice_closes_1002_at_any_depth() {
 }
 
 #[test]
-fn a_ping_is_a_ping_whatever_number_it_carries() {
+fn a_ping_is_a_ping_whatever_number_it_carries_up_to_a_doubles_range() {
     for text in [
-        r#"{"type":"ping","timestamp":1e400}"#,
-        r#"{"type":"ping","timestamp":-1e400}"#,
+        r#"{"type":"ping","timestamp":1.7976931348623157e308}"#,
+        r#"{"type":"ping","timestamp":-1e308}"#,
         r#"{"type":"ping","timestamp":123456789012345678901234567890}"#,
         r#"{"type":"ping","timestamp":1.5}"#,
-        r#"{"type":"ping","n":1e400}"#,
-        r#"{"type":"ping","n":[1e999,{"m":-1e999}]}"#,
+        r#"{"type":"ping","timestamp":1e-400}"#,
+        r#"{"type":"ping","n":[1e308,{"m":-1e308}]}"#,
     ] {
         assert_eq!(
             parse_client_frame(Incoming::Text(text)),
@@ -658,10 +658,17 @@ fn a_ping_is_a_ping_whatever_number_it_carries() {
             "{text}"
         );
     }
-    assert_eq!(
-        parse_client_frame(Incoming::Text(r#"{"type":"cancel","n":1e400}"#)),
-        Ok(ClientMessage::Cancel)
-    );
+    // Beyond it, in any field: not JSON the gateway reads (1002).
+    for text in [
+        r#"{"type":"ping","timestamp":1.7976931348623159e308}"#,
+        r#"{"type":"ping","timestamp":1e309}"#,
+        r#"{"type":"ping","n":[{"m":-1e400}]}"#,
+        r#"{"type":"cancel","n":1e400}"#,
+    ] {
+        let e = parse_client_frame(Incoming::Text(text)).unwrap_err();
+        assert_eq!(e, FrameError::InvalidJson, "{text}");
+        assert_eq!(GatewayError::from(e).close_code().as_u16(), 1002);
+    }
 }
 
 #[test]
@@ -753,12 +760,14 @@ fn a_summary_reaches_subscribers_digit_for_digit() {
         "{frame}"
     );
     // What every JSON reader can read: a number beyond a double's range is not.
-    for n in ["1e400", "-1e400"] {
+    for n in ["1e400", "-1.7976931348623159e308"] {
         let body = format!(r#"{{"type":"complete","summary":{{"x":[{n}]}}}}"#);
         let e = parse_producer_body(body.as_bytes()).unwrap_err();
         assert_eq!((e.status, e.code), (422, "invalid_event"), "{n}");
-        assert!(e.message.contains("summary"), "{}", e.message);
+        assert!(e.message.contains("number out of range"), "{}", e.message);
     }
+    let max = r#"{"type":"complete","summary":[-1.7976931348623157e308]}"#;
+    assert!(parse_producer_body(max.as_bytes()).is_ok());
     // And a client reads it back unchanged.
     assert_eq!(
         protocol::decode(&frame).unwrap().message,

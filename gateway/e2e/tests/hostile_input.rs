@@ -119,20 +119,26 @@ async fn counts_beyond_2_pow_53_minus_1_are_refused_and_change_nothing() {
 }
 
 #[tokio::test]
-async fn a_ping_carrying_a_huge_number_is_a_ping() {
+async fn a_ping_carrying_a_huge_number_is_a_ping_up_to_a_doubles_range() {
     let api = api();
     let job = new_job(&api).await;
+    let before = state(&api, &job).await;
     let mut sub = api.subscribe(&job.id, &job.token).await;
     snapshot(&mut sub).await;
     for ping in [
-        r#"{"type":"ping","timestamp":1e400}"#,
+        r#"{"type":"ping","timestamp":1.7976931348623157e308}"#,
         r#"{"type":"ping","timestamp":123456789012345678901234567890}"#,
-        r#"{"type":"ping","extra":[-1e999,{"n":1e400}]}"#,
+        r#"{"type":"ping","extra":[-1e308,{"n":1e-400}]}"#,
     ] {
         sub.send_text(ping).await;
         assert_eq!(sub.expect_type("pong").await["jobId"], job.id.as_str());
     }
     sub.ping_literal().await;
+    // One over a double's range is not JSON the gateway reads.
+    sub.send_text(r#"{"type":"ping","timestamp":1.7976931348623159e308}"#)
+        .await;
+    assert_eq!(sub.expect_close().await.0, 1002);
+    assert_eq!(state(&api, &job).await, before);
 }
 
 #[tokio::test]
@@ -185,6 +191,7 @@ async fn a_summary_beyond_64_bits_reaches_subscribers_digit_for_digit() {
     let before = state(&api, &job).await;
     let reply = post_text(&api, &job, r#"{"type":"complete","summary":{"x":1e400}}"#).await;
     assert_eq!(reply.assert_error(422), "invalid_event");
+    assert!(reply.text.contains("number out of range"), "{}", reply.text);
     assert_eq!(state(&api, &job).await, before);
 
     let summary = r#"{"big":123456789012345678901234567890,"neg":-18446744073709551617}"#;
