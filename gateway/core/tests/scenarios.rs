@@ -1372,6 +1372,19 @@ fn a_summary_with_integers_beyond_64_bits_reaches_subscribers_unchanged() {
         })
     );
     assert_eq!(log.close.map(CloseCode::as_u16), Some(1000));
+    // The producer's inspect shows it unchanged too.
+    let inspect = s.room_request(Input::Inspect);
+    assert_eq!(inspect.status, 200);
+    assert!(
+        inspect
+            .body
+            .contains(&format!(r#""result":{{"summary":{summary}}}"#)),
+        "{}",
+        inspect.body
+    );
+    let v: serde_json::Value = serde_json::from_str(&inspect.body).unwrap();
+    assert_eq!(v["status"], "completed");
+    assert_eq!(v["jobId"], s.job().unwrap().job_id.as_str());
     clean(&s);
 }
 

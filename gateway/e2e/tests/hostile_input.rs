@@ -210,6 +210,14 @@ async fn a_summary_beyond_64_bits_reaches_subscribers_digit_for_digit() {
         other => panic!("expected job_complete, got {other:?}"),
     }
     assert_eq!(sub.expect_close().await.0, 1000);
+    let inspect = api.job_state_producer(&job.id).await;
+    assert!(
+        inspect
+            .text
+            .contains(&format!(r#""result":{{"summary":{summary}}}"#)),
+        "{}",
+        inspect.text
+    );
 }
 
 async fn issued(api: &Api, job: &Job) -> String {
