@@ -829,16 +829,17 @@ pub fn parse_create_job(body: &[u8]) -> Result<CreateJob, HttpError> {
             "body is over the 1 MiB limit",
         ));
     }
-    // Other faults are named by the typed parse below.
-    if let Err(e @ StrictJsonError::DuplicateKey(_)) = strict_json::check_bytes(body) {
-        return Err(not_strict_json(&e, 400, "invalid_body"));
-    }
-    let raw: Raw = serde_json::from_slice(body).map_err(|e| {
+    let refused = |e: &dyn std::fmt::Display| {
         HttpError::bad_request(
             "invalid_body",
             format!("expected {{pipeline, totalCount?, jobId?, ttlSeconds?}}: {e}"),
         )
+    };
+    strict_json::check_bytes(body).map_err(|e| match e {
+        StrictJsonError::DuplicateKey(_) => not_strict_json(&e, 400, "invalid_body"),
+        _ => refused(&e),
     })?;
+    let raw: Raw = serde_json::from_slice(body).map_err(|e| refused(&e))?;
     let pipeline = Pipeline::parse(&raw.pipeline).ok_or_else(|| {
         HttpError::bad_request(
             "unknown_pipeline",

@@ -732,6 +732,12 @@ fn a_body_naming_a_key_twice_is_refused_and_nothing_in_it_is_read() {
         )),
         (400, "duplicate_key")
     );
+    // A number no reader reads is refused even where nothing reads it.
+    assert_eq!(
+        status_code(parse_create_job(br#"{"pipeline":"ai_scan","x":1e400}"#)),
+        (400, "invalid_body")
+    );
+    assert!(parse_create_job(br#"{"pipeline":"ai_scan","x":1e308}"#).is_ok());
 }
 
 #[test]
