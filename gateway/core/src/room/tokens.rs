@@ -31,7 +31,7 @@ impl Room {
                          reuse one, revoke them all, or retry when the first expires"
                     ),
                 );
-                e.retry_after = Some(slot_free_at.minus(now).0.div_ceil(1000).max(1));
+                e.retry_after = Some(slot_free_at.minus(now).ceil_secs().max(1));
                 return out.push(Effect::Respond(e.into()));
             }
         };
