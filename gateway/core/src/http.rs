@@ -3,7 +3,7 @@
 //! authorization, and CORS. The Worker calls these and decides nothing itself.
 
 use crate::error::HttpError;
-use crate::protocol::{is_valid_job_id, Seq, MAX_PRODUCER_BODY};
+use crate::protocol::{check_safe_integer, is_valid_job_id, Seq, MAX_PRODUCER_BODY};
 use crate::room::Upgrade;
 
 /// Longest accepted `clientId`.
@@ -177,21 +177,37 @@ pub fn parse_upgrade(upgrade_header: Option<&str>, query: &str) -> Result<Upgrad
             ))
         }
     };
-    let last_seq = match last_seq {
-        None => None,
-        Some(s) => Some(Seq(s.parse::<u64>().map_err(|_| {
-            HttpError::bad_request(
-                "invalid_last_seq",
-                "lastSeq must be the non-negative integer seq of the last frame you saw",
-            )
-        })?)),
-    };
+    let last_seq = last_seq.as_deref().map(parse_last_seq).transpose()?;
     Ok(Upgrade {
         job_id,
         token,
         client_id,
         last_seq,
     })
+}
+
+/// `lastSeq` in canonical decimal: digits only, no sign, no leading zero
+/// (except `0` itself), at most 2^53 − 1.
+fn parse_last_seq(s: &str) -> Result<Seq, HttpError> {
+    let refused = |m: &str| {
+        HttpError::bad_request(
+            "invalid_last_seq",
+            format!("{m}; send the seq of the last frame you saw, e.g. lastSeq=17"),
+        )
+    };
+    let canonical =
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+    if !canonical {
+        return Err(refused(
+            "lastSeq must be a decimal integer without sign or leading zeros",
+        ));
+    }
+    let n = s
+        .parse::<u64>()
+        .map_err(|_| refused("lastSeq is over 9007199254740991 (2^53 - 1)"))?;
+    check_safe_integer("lastSeq", n)
+        .map(Seq)
+        .map_err(|m| refused(&m))
 }
 
 /// The token of an `Authorization: Bearer …` header.

@@ -26,6 +26,7 @@ pub mod invariants;
 pub mod protocol;
 pub mod room;
 pub mod sim;
+pub mod strict_json;
 pub mod time;
 pub mod timer;
 pub mod token;

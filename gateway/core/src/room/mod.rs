@@ -406,7 +406,11 @@ impl Room {
                 }));
             }
             Input::Inspect => out.push(Effect::Respond(match self.job_or_404() {
-                Ok(job) => ok(200, &inspect_json(job)),
+                Ok(job) => Response {
+                    status: 200,
+                    body: inspect_json(job),
+                    retry_after: None,
+                },
                 Err(e) => e.into(),
             })),
             Input::Revoke => self.revoke(now, &mut out),
