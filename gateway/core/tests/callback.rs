@@ -279,3 +279,91 @@ fn documented_constants() {
     assert_eq!(callback::ATTEMPT_TIMEOUT.0, ATTEMPT_TIMEOUT_MS);
     assert_eq!(callback::MAX_CALLBACK_URL_BYTES, MAX_URL_BYTES);
 }
+
+/// Drives the room itself to see its logs: the attempts, the failures and
+/// the drop are logged, and no log line holds the URL.
+#[test]
+fn exhaustion_is_logged_and_the_url_never_is() {
+    use gateway_core::protocol::{CreateJob, Pipeline};
+    use gateway_core::room::{Effect, Kept, Room};
+    let mut room = Room::restore(RoomConfig::default(), T0, Kept::default()).0;
+    let fx = room.handle(
+        T0,
+        Input::Create {
+            request: CreateJob {
+                job_id: None,
+                pipeline: Pipeline::CsvImport,
+                total_count: None,
+                ttl: Millis::from_hours(2),
+                callback_url: Some(URL.into()),
+            },
+            job_id: "logged".into(),
+            token_random: [3; 16],
+            origin: "https://gw.example".into(),
+        },
+    );
+    let Some(Effect::Respond(r)) = fx.iter().find(|e| matches!(e, Effect::Respond(_))) else {
+        panic!("{fx:?}")
+    };
+    let token = serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut all = room.handle(T0, Input::Cancel { token });
+    let mut now = T0;
+    let mut sent = 0;
+    while let Some(at) = room.timer(gateway_core::timer::Timer::Notify) {
+        now = at;
+        let fx = room.handle(
+            now,
+            Input::Alarm {
+                pings: Vec::new(),
+                random: [0; 16],
+            },
+        );
+        let attempts: Vec<u32> = fx
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Notify { attempt, url, .. } => {
+                    assert_eq!(url, URL);
+                    Some(*attempt)
+                }
+                _ => None,
+            })
+            .collect();
+        all.extend(fx);
+        for attempt in attempts {
+            sent += 1;
+            all.extend(room.handle(
+                now,
+                Input::NotifyResult {
+                    attempt,
+                    status: Some(500),
+                },
+            ));
+        }
+    }
+    assert_eq!(sent, 6);
+    let events: Vec<&str> = all
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Log(l) if l.event.starts_with("callback_") => Some(l.event),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        events.iter().filter(|e| **e == "callback_attempt").count(),
+        6
+    );
+    assert_eq!(
+        events.iter().filter(|e| **e == "callback_failed").count(),
+        6
+    );
+    assert_eq!(events.last(), Some(&"callback_dropped"));
+    assert!(all
+        .iter()
+        .filter(|e| matches!(e, Effect::Log(_)))
+        .all(|e| !format!("{e:?}").contains("producer.example")));
+    assert_eq!(room.job().unwrap().notify, None);
+    assert!(now > T0);
+}
