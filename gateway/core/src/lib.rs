@@ -14,6 +14,7 @@
     )
 )]
 
+pub mod callback;
 pub mod client;
 pub mod close_code;
 pub mod config;

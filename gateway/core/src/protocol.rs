@@ -797,6 +797,9 @@ pub struct CreateJob {
     pub total_count: Option<u64>,
     /// Token lifetime.
     pub ttl: Millis,
+    /// Where the room notifies the producer of a cancel or expiry
+    /// (checked by [`crate::callback::validate_url`]).
+    pub callback_url: Option<String>,
 }
 
 /// Default token lifetime (2 h).
@@ -821,6 +824,7 @@ pub fn parse_create_job(body: &[u8]) -> Result<CreateJob, HttpError> {
         total_count: Option<u64>,
         job_id: Option<String>,
         ttl_seconds: Option<u64>,
+        callback_url: Option<String>,
     }
     if body.len() > MAX_PRODUCER_BODY {
         return Err(HttpError::new(
@@ -832,7 +836,7 @@ pub fn parse_create_job(body: &[u8]) -> Result<CreateJob, HttpError> {
     let refused = |e: &dyn std::fmt::Display| {
         HttpError::bad_request(
             "invalid_body",
-            format!("expected {{pipeline, totalCount?, jobId?, ttlSeconds?}}: {e}"),
+            format!("expected {{pipeline, totalCount?, jobId?, ttlSeconds?, callbackUrl?}}: {e}"),
         )
     };
     strict_json::check_bytes(body).map_err(|e| match e {
@@ -865,11 +869,15 @@ pub fn parse_create_job(body: &[u8]) -> Result<CreateJob, HttpError> {
             "ttlSeconds must be between 60 and 86400",
         ));
     }
+    if let Some(url) = &raw.callback_url {
+        crate::callback::validate_url(url)?;
+    }
     Ok(CreateJob {
         job_id: raw.job_id,
         pipeline,
         total_count: raw.total_count,
         ttl: Millis::from_secs(ttl),
+        callback_url: raw.callback_url,
     })
 }
 

@@ -120,6 +120,12 @@ pub struct JobRecord {
     pub applied: VecDeque<(String, Seq)>,
     /// Next socket id to hand out.
     pub next_socket: u64,
+    /// The producer's callback URL, if it gave one (never logged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
+    /// A callback notification not yet acknowledged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<PendingNotify>,
 }
 
 impl JobRecord {
