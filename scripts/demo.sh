@@ -38,7 +38,8 @@ for _ in $(seq 1 360); do # wrangler runs the [build] command again first: allow
 done
 curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null || { cat "$log"; exit 1; }
 
-target/release/progress-gateway demo --url "http://127.0.0.1:$PORT" --secret "$SECRET"
+# The secret through the environment: an argument would show in `ps`.
+PRODUCER_SECRET="$SECRET" target/release/progress-gateway demo --url "http://127.0.0.1:$PORT"
 
 # The page's server plays the app's backend: it alone holds the producer secret.
 PRODUCER_SECRET="$SECRET" node web/server.mjs --gateway "http://127.0.0.1:$PORT" --port "$PAGE_PORT" &
@@ -51,6 +52,6 @@ The gateway keeps serving (Ctrl-C stops it):
   health     http://127.0.0.1:$PORT/healthz
   create     POST http://127.0.0.1:$PORT/api/jobs   (Authorization: Bearer \$PRODUCER_SECRET from .dev.vars)
   subscribe  ws://127.0.0.1:$PORT/ws/progress?jobId=…&token=…
-  watch      target/release/progress-gateway watch --url http://127.0.0.1:$PORT --job <jobId> --token <token>
+  watch      GATEWAY_TOKEN=<token> target/release/progress-gateway watch --url http://127.0.0.1:$PORT --job <jobId>
 TXT
 wait "$WRANGLER"

@@ -4,7 +4,7 @@
 
 use gateway_core::client::ConnectParams;
 use std::fmt;
-use url::Url;
+use url::{Host, Url};
 
 /// Why a base URL is not usable.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -57,6 +57,26 @@ impl Endpoint {
     #[must_use]
     pub fn is_tls(&self) -> bool {
         self.http.scheme() == "https"
+    }
+
+    /// Whether the host is this machine: `localhost`, `127.0.0.0/8` or `::1`
+    /// (also as `::ffff:127.x.y.z`). Plain `http://`/`ws://` is only safe there.
+    #[must_use]
+    pub fn is_loopback(&self) -> bool {
+        match self.http.host() {
+            Some(Host::Domain(d)) => d.trim_end_matches('.').eq_ignore_ascii_case("localhost"),
+            Some(Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(Host::Ipv6(ip)) => {
+                ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+            }
+            None => false,
+        }
+    }
+
+    /// The host as written in the URL (no user, port or path), for messages.
+    #[must_use]
+    pub fn host(&self) -> String {
+        self.http.host_str().unwrap_or_default().to_owned()
     }
 
     /// The upgrade URL `ws[s]://…/ws/progress?jobId=…&token=…[&clientId=…][&lastSeq=…]`
@@ -183,5 +203,38 @@ mod tests {
         ));
         assert_eq!(Endpoint::parse("http://h?x"), Err(EndpointError::Query));
         assert_eq!(Endpoint::parse("http://h/#f"), Err(EndpointError::Query));
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for base in [
+            "http://127.0.0.1:8787",
+            "http://127.255.255.254",
+            "ws://localhost:8787",
+            "http://LOCALHOST.",
+            "http://[::1]:8787",
+            "http://[::ffff:127.0.0.1]",
+        ] {
+            assert!(Endpoint::parse(base).unwrap().is_loopback(), "{base}");
+        }
+        for base in [
+            "http://128.0.0.1",
+            "http://126.255.255.255",
+            "http://0.0.0.0:8787",
+            "http://10.0.0.1",
+            "http://[::2]",
+            "http://[::ffff:10.0.0.1]",
+            "http://localhost.example.com",
+            "http://mylocalhost",
+            "https://gw.example.workers.dev",
+        ] {
+            assert!(!Endpoint::parse(base).unwrap().is_loopback(), "{base}");
+        }
+        assert_eq!(
+            Endpoint::parse("http://user:pw@gw.example.com:80/x")
+                .unwrap()
+                .host(),
+            "gw.example.com"
+        );
     }
 }

@@ -122,6 +122,7 @@ impl Producer {
             total_count: req.total_count,
             job_id: req.job_id.clone(),
             ttl_seconds: req.ttl_seconds,
+            callback_url: None,
         };
         // Strings, numbers and a unit enum: encoding cannot fail.
         let body = serde_json::to_value(&body).unwrap_or_default();

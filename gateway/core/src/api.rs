@@ -103,6 +103,12 @@ pub struct CreateJobRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 60, max = 86_400))]
     pub ttl_seconds: Option<u64>,
+    /// Where the gateway POSTs a signed notification when a subscriber
+    /// cancels the job or it expires: `https://`, or `http://` to a loopback
+    /// host; no credentials; `422 invalid_callback_url` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = crate::callback::MAX_CALLBACK_URL_BYTES))]
+    pub callback_url: Option<String>,
 }
 
 /// `202` to `POST /api/jobs`.
@@ -669,10 +675,11 @@ pub fn openapi() -> Value {
             "security": producer,
             "requestBody": {"required": true, "content": json_content(&create_body)},
             "responses": ok(202, "The job, its first subscriber token and the URLs an app uses.", c.of::<CreateJobResponse>(), &[
-                (400, "Invalid body: not JSON, an unknown pipeline, a malformed jobId or ttlSeconds out of range."),
+                (400, "Invalid body: not JSON, a key named twice, an unknown pipeline, a malformed jobId, ttlSeconds out of range or totalCount over 2^53 - 1."),
                 no_secret,
                 (409, "A job with this jobId exists."),
                 (413, "Body over 1 MiB."),
+                (422, "callbackUrl is not https:// (or http:// to a loopback host), holds credentials or is over 2,048 bytes."),
             ]),
         }
     });
@@ -688,7 +695,7 @@ pub fn openapi() -> Value {
                 bad_id, no_secret, no_job,
                 (409, "The job has ended: job_canceled, job_completed or job_failed."),
                 (413, "Body over 1 MiB, over 1,000 events, or the job's stored state would grow too large."),
-                (422, "Invalid event: not JSON, an unknown type, a field too long, processedCount decreased, an event after the end in the same body."),
+                (422, "Invalid event: not JSON, a key named twice, an unknown type, a field too long, a count over 2^53 - 1, processedCount decreased, an event after the end in the same body."),
             ]),
         }
     });
@@ -716,7 +723,10 @@ pub fn openapi() -> Value {
             "summary": "Issue a new subscriber token (producer), e.g. after a revoke.",
             "security": producer,
             "parameters": [job_id],
-            "responses": ok(202, "A new token.", c.of::<IssueTokenResponse>(), &[bad_id, no_secret, no_job]),
+            "responses": ok(202, "A new token.", c.of::<IssueTokenResponse>(), &[
+                bad_id, no_secret, no_job,
+                (429, "16 producer-issued tokens are valid already; retry after Retry-After seconds (when the first expires) or revoke."),
+            ]),
         }
     });
     let cancel = json!({
@@ -771,7 +781,7 @@ pub fn openapi() -> Value {
                  "schema": {"type": "string", "minLength": 1, "maxLength": crate::http::MAX_CLIENT_ID, "pattern": "^[A-Za-z0-9_.:-]+$"}},
                 {"name": "lastSeq", "in": "query", "required": false,
                  "description": "The seq of the last frame the app saw; the first frame is then `reconnected`.",
-                 "schema": {"type": "integer", "minimum": 0}},
+                 "schema": {"type": "integer", "minimum": 0, "maximum": crate::protocol::MAX_SAFE_INTEGER}},
                 {"name": "Upgrade", "in": "header", "required": true,
                  "schema": {"type": "string", "const": "websocket"}},
             ],
@@ -786,7 +796,7 @@ pub fn openapi() -> Value {
             "responses": ok(200, "Alive.", c.of::<Health>(), &[]),
         }
     });
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "info": {
@@ -815,7 +825,32 @@ pub fn openapi() -> Value {
             },
             "schemas": c.schemas(),
         },
-    })
+    });
+    // Refusals of the edge, before any route: any operation may answer them.
+    let edge = errs(&[
+        (
+            403,
+            "A browser Origin not in ALLOWED_ORIGINS (only when it lists origins).",
+        ),
+        (
+            500,
+            "The gateway is misconfigured (a var out of range) or the producer secret is not set.",
+        ),
+    ]);
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+        for op in paths.values_mut().filter_map(Value::as_object_mut) {
+            for responses in op
+                .values_mut()
+                .filter_map(|o| o.get_mut("responses"))
+                .filter_map(Value::as_object_mut)
+            {
+                for (status, r) in &edge {
+                    responses.entry(status.clone()).or_insert_with(|| r.clone());
+                }
+            }
+        }
+    }
+    doc
 }
 
 /// The AsyncAPI 3.0 document of the job socket: the frames of SPEC §2/§3 and

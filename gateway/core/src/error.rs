@@ -25,6 +25,13 @@ pub enum FrameError {
     /// JSON, but not an object.
     #[error("a frame must be a JSON object")]
     NotAnObject,
+    /// An object that names a key twice (at any depth): ambiguous, since
+    /// readers differ on which one counts.
+    #[error("key {key:?} appears twice in one object; send each key once")]
+    DuplicateKey {
+        /// The key (at most 64 characters of it).
+        key: String,
+    },
     /// An object without a string `type`.
     #[error("missing or non-string \"type\"")]
     MissingType,
@@ -208,6 +215,7 @@ mod tests {
             (FrameError::InvalidJson, 1002),
             (FrameError::NotAnObject, 1002),
             (FrameError::MissingType, 1002),
+            (FrameError::DuplicateKey { key: "type".into() }, 1002),
             (FrameError::WrongFieldType { field: "type" }, 1002),
             (FrameError::RateLimited, 1013),
         ];

@@ -3,9 +3,8 @@
 //! authorization, and CORS. The Worker calls these and decides nothing itself.
 
 use crate::error::HttpError;
-use crate::protocol::{is_valid_job_id, Seq};
+use crate::protocol::{check_safe_integer, is_valid_job_id, Seq, MAX_PRODUCER_BODY};
 use crate::room::Upgrade;
-use subtle::ConstantTimeEq;
 
 /// Longest accepted `clientId`.
 pub const MAX_CLIENT_ID: usize = 128;
@@ -178,21 +177,37 @@ pub fn parse_upgrade(upgrade_header: Option<&str>, query: &str) -> Result<Upgrad
             ))
         }
     };
-    let last_seq = match last_seq {
-        None => None,
-        Some(s) => Some(Seq(s.parse::<u64>().map_err(|_| {
-            HttpError::bad_request(
-                "invalid_last_seq",
-                "lastSeq must be the non-negative integer seq of the last frame you saw",
-            )
-        })?)),
-    };
+    let last_seq = last_seq.as_deref().map(parse_last_seq).transpose()?;
     Ok(Upgrade {
         job_id,
         token,
         client_id,
         last_seq,
     })
+}
+
+/// `lastSeq` in canonical decimal: digits only, no sign, no leading zero
+/// (except `0` itself), at most 2^53 − 1.
+fn parse_last_seq(s: &str) -> Result<Seq, HttpError> {
+    let refused = |m: &str| {
+        HttpError::bad_request(
+            "invalid_last_seq",
+            format!("{m}; send the seq of the last frame you saw, e.g. lastSeq=17"),
+        )
+    };
+    let canonical =
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+    if !canonical {
+        return Err(refused(
+            "lastSeq must be a decimal integer without sign or leading zeros",
+        ));
+    }
+    let n = s
+        .parse::<u64>()
+        .map_err(|_| refused("lastSeq is over 9007199254740991 (2^53 - 1)"))?;
+    check_safe_integer("lastSeq", n)
+        .map(Seq)
+        .map_err(|m| refused(&m))
 }
 
 /// The token of an `Authorization: Bearer …` header.
@@ -210,24 +225,42 @@ pub fn require_bearer(header: Option<&str>) -> Result<&str, HttpError> {
     })
 }
 
-/// Checks the producer secret in constant time.
+/// Checks the producer secret (one secret; see
+/// [`crate::config::ProducerSecrets`] for the rotation pair), comparing
+/// SHA-256 digests in constant time.
 pub fn authorize_producer(header: Option<&str>, secret: &str) -> Result<(), HttpError> {
-    let refused =
-        || HttpError::unauthorized("producer calls need Authorization: Bearer <PRODUCER_SECRET>");
-    if secret.is_empty() {
-        return Err(HttpError::new(
-            500,
-            "not_configured",
-            "PRODUCER_SECRET is not set; run `wrangler secret put PRODUCER_SECRET`",
-        ));
+    crate::config::ProducerSecrets::new(Some(secret), None).authorize(header)
+}
+
+/// A body refused by its declared `Content-Length`, before any of it is read:
+/// `413` when over [`MAX_PRODUCER_BODY`]. A missing or unparsable header
+/// passes; the reader then stops at `MAX_PRODUCER_BODY + 1` bytes.
+pub fn check_content_length(header: Option<&str>) -> Result<(), HttpError> {
+    let Some(digits) = header
+        .map(str::trim)
+        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_digit()))
+    else {
+        return Ok(());
+    };
+    match digits.parse::<u64>() {
+        Ok(len) if len <= MAX_PRODUCER_BODY as u64 => Ok(()),
+        Ok(len) => Err(body_too_large(Some(len))),
+        // More digits than a u64 holds.
+        Err(_) => Err(body_too_large(None)),
     }
-    let presented = bearer(header).ok_or_else(refused)?;
-    let same: bool = presented.as_bytes().ct_eq(secret.as_bytes()).into();
-    if same {
-        Ok(())
-    } else {
-        Err(refused())
-    }
+}
+
+/// `413` for a body over [`MAX_PRODUCER_BODY`] (its length when declared).
+#[must_use]
+pub fn body_too_large(len: Option<u64>) -> HttpError {
+    let size = len.map_or_else(|| "body".to_owned(), |n| format!("body of {n} bytes"));
+    HttpError::new(
+        413,
+        "payload_too_large",
+        format!(
+            "{size} is over the 1 MiB ({MAX_PRODUCER_BODY}-byte) limit; send fewer events per request"
+        ),
+    )
 }
 
 /// The `Access-Control-Allow-Origin` value for a request's `Origin`, given the
@@ -316,6 +349,22 @@ mod tests {
         .unwrap();
         assert_eq!(up.last_seq, Some(Seq(7)));
         assert_eq!(up.client_id.as_deref(), Some("phone-1"));
+    }
+
+    #[test]
+    fn a_declared_length_over_1_mib_is_413_before_reading() {
+        assert_eq!(check_content_length(None), Ok(()));
+        assert_eq!(check_content_length(Some("1048576")), Ok(()));
+        assert_eq!(check_content_length(Some(" 0 ")), Ok(()));
+        let e = check_content_length(Some("1048577")).unwrap_err();
+        assert_eq!((e.status, e.code), (413, "payload_too_large"));
+        assert!(e.message.contains("1048577 bytes"), "{e}");
+        assert!(e.message.contains("send fewer events"), "{e}");
+        let e = check_content_length(Some("99999999999999999999")).unwrap_err();
+        assert_eq!(e.status, 413);
+        // Unparsable: left to the bounded reader.
+        assert_eq!(check_content_length(Some("abc")), Ok(()));
+        assert_eq!(body_too_large(None).status, 413);
     }
 
     #[test]

@@ -15,8 +15,10 @@
 )]
 
 pub mod api;
+pub mod callback;
 pub mod client;
 pub mod close_code;
+pub mod config;
 pub mod entropy;
 pub mod error;
 #[cfg(feature = "fuzzing")]
@@ -26,6 +28,7 @@ pub mod invariants;
 pub mod protocol;
 pub mod room;
 pub mod sim;
+pub mod strict_json;
 pub mod time;
 pub mod timer;
 pub mod token;

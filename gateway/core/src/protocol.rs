@@ -2,10 +2,12 @@
 //! producer events and their limits. Parsing never panics on any input.
 
 use crate::error::{FrameError, HttpError};
+use crate::strict_json::{self, StrictJsonError};
 use crate::Millis;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 
 /// Envelope schema version (seed 003).
 pub const SCHEMA_VERSION: &str = "1.0.0";
@@ -25,6 +27,21 @@ pub const LITERAL_PONG: &str = r#"{"type":"pong"}"#;
 pub const MAX_EVENT_ID: usize = 64;
 /// Longest custom `jobId`.
 pub const MAX_JOB_ID: usize = 64;
+/// Largest integer the wire carries (counts, `lastSeq`): 2^53 − 1, the
+/// largest that JavaScript and Dart apps read exactly.
+pub const MAX_SAFE_INTEGER: u64 = 9_007_199_254_740_991;
+
+/// Refuses an integer above [`MAX_SAFE_INTEGER`]; `what` names it.
+pub fn check_safe_integer(what: &str, n: u64) -> Result<u64, String> {
+    if n <= MAX_SAFE_INTEGER {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{what} {n} is over 9007199254740991 (2^53 - 1), the largest integer \
+             JavaScript and Dart apps read exactly"
+        ))
+    }
+}
 
 /// Per-job event sequence number: starts at 1, never goes backwards.
 #[derive(
@@ -253,10 +270,8 @@ impl ServerMessage {
                     put("message", s.as_str().into());
                 }
             }
-            Self::JobComplete { summary } => {
-                let v = serde_json::from_str::<Value>(summary).unwrap_or(Value::Null);
-                put("summary", v);
-            }
+            // Encoded raw by `encode`, so that no number is rounded.
+            Self::JobComplete { .. } => {}
             Self::Error {
                 code,
                 message,
@@ -308,20 +323,51 @@ pub struct ServerFrame {
     pub message: ServerMessage,
 }
 
+/// One envelope, its keys in the order a sorted map would give them.
+#[derive(Serialize)]
+struct Envelope<'a> {
+    #[serde(rename = "jobId")]
+    job_id: &'a str,
+    payload: Payload<'a>,
+    pipeline: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
+    timestamp: u64,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    version: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Payload<'a> {
+    Fields(Value),
+    /// The producer's summary, forwarded as the exact text it sent.
+    Summary {
+        summary: Option<&'a RawValue>,
+    },
+}
+
 /// Encodes one envelope (SPEC §2).
 #[must_use]
 pub fn encode(job: &JobHeader, timestamp: Millis, seq: Option<Seq>, msg: &ServerMessage) -> String {
-    let mut m = Map::new();
-    m.insert("type".into(), msg.type_name().into());
-    m.insert("jobId".into(), job.job_id.as_str().into());
-    m.insert("pipeline".into(), job.pipeline.as_str().into());
-    m.insert("timestamp".into(), timestamp.0.into());
-    m.insert("version".into(), SCHEMA_VERSION.into());
-    if let Some(s) = seq {
-        m.insert("seq".into(), s.0.into());
-    }
-    m.insert("payload".into(), msg.payload());
-    Value::Object(m).to_string()
+    let payload = match msg {
+        ServerMessage::JobComplete { summary } => Payload::Summary {
+            summary: serde_json::from_str(summary).ok(),
+        },
+        other => Payload::Fields(other.payload()),
+    };
+    let envelope = Envelope {
+        job_id: &job.job_id,
+        payload,
+        pipeline: job.pipeline.as_str(),
+        seq: seq.map(|s| s.0),
+        timestamp: timestamp.0,
+        kind: msg.type_name(),
+        version: SCHEMA_VERSION,
+    };
+    // Serializing strings, numbers and valid raw JSON cannot fail.
+    serde_json::to_string(&envelope).unwrap_or_default()
 }
 
 /// What the size guard says about an outgoing frame.
@@ -390,9 +436,7 @@ pub fn decode(text: &str) -> Result<ServerFrame, ServerFrameError> {
             message: s("message"),
         },
         "job_complete" => ServerMessage::JobComplete {
-            summary: p
-                .get("summary")
-                .map_or_else(|| "null".to_owned(), Value::to_string),
+            summary: raw_summary(text),
         },
         "error" => ServerMessage::Error {
             code: s("code").unwrap_or_default(),
@@ -422,6 +466,24 @@ pub fn decode(text: &str) -> Result<ServerFrame, ServerFrameError> {
     Ok(ServerFrame { seq, message })
 }
 
+/// A `job_complete` frame's summary as the exact text the producer sent.
+fn raw_summary(frame: &str) -> String {
+    #[derive(Deserialize)]
+    struct Frame<'a> {
+        #[serde(borrow)]
+        payload: Option<Inner<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Inner<'a> {
+        #[serde(borrow)]
+        summary: Option<&'a RawValue>,
+    }
+    serde_json::from_str::<Frame<'_>>(frame)
+        .ok()
+        .and_then(|f| f.payload?.summary)
+        .map_or_else(|| "null".to_owned(), |r| r.get().to_owned())
+}
+
 // ---------------------------------------------------------------------------
 // Subscriber → server
 
@@ -449,6 +511,11 @@ pub enum ClientMessage {
 }
 
 /// Parses a subscriber frame (SPEC §3). Never panics.
+///
+/// An object naming a key twice, at any depth, is refused (`1002`), and so is
+/// a number beyond a double's range, as for every JSON the gateway reads.
+/// Fields other than `type`, `timestamp` (ping) and `reason` (cancel) are
+/// ignored whatever they hold; `timestamp` may be any number.
 pub fn parse_client_frame(frame: Incoming<'_>) -> Result<ClientMessage, FrameError> {
     let text = match frame {
         Incoming::Binary(_) => return Err(FrameError::Binary),
@@ -457,26 +524,28 @@ pub fn parse_client_frame(frame: Incoming<'_>) -> Result<ClientMessage, FrameErr
     if text.len() > MAX_CLIENT_FRAME {
         return Err(FrameError::TooBig { len: text.len() });
     }
-    let v: Value = serde_json::from_str(text).map_err(|_| FrameError::InvalidJson)?;
-    let Value::Object(o) = v else {
-        return Err(FrameError::NotAnObject);
-    };
-    let ty = o
+    strict_json::check(text).map_err(|e| match e {
+        StrictJsonError::DuplicateKey(key) => FrameError::DuplicateKey { key },
+        _ => FrameError::InvalidJson,
+    })?;
+    let fields: HashMap<String, &RawValue> =
+        serde_json::from_str(text).map_err(|_| FrameError::NotAnObject)?;
+    let ty = fields
         .get("type")
-        .and_then(Value::as_str)
+        .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
         .ok_or(FrameError::MissingType)?;
-    let field_is = |k: &'static str, ok: fn(&Value) -> bool| match o.get(k) {
-        None | Some(Value::Null) => Ok(()),
-        Some(v) if ok(v) => Ok(()),
+    let field_is = |k: &'static str, first: fn(char) -> bool| match fields.get(k) {
+        None => Ok(()),
+        Some(raw) if raw.get() == "null" || raw.get().starts_with(first) => Ok(()),
         Some(_) => Err(FrameError::WrongFieldType { field: k }),
     };
-    match ty {
+    match ty.as_str() {
         "ping" => {
-            field_is("timestamp", Value::is_number)?;
+            field_is("timestamp", |c| c == '-' || c.is_ascii_digit())?;
             Ok(ClientMessage::Ping)
         }
         "cancel" => {
-            field_is("reason", Value::is_string)?;
+            field_is("reason", |c| c == '"')?;
             Ok(ClientMessage::Cancel)
         }
         other => Ok(ClientMessage::Unknown {
@@ -558,11 +627,28 @@ fn unprocessable(message: impl Into<String>) -> HttpError {
     HttpError::new(422, "invalid_event", message)
 }
 
+/// The refusal of a body that is not strict JSON, with the status its route
+/// gives malformed bodies.
+fn not_strict_json(e: &StrictJsonError, status: u16, code: &'static str) -> HttpError {
+    match e {
+        StrictJsonError::DuplicateKey(_) => HttpError::new(status, "duplicate_key", e.to_string()),
+        _ => HttpError::new(status, code, format!("body is {e}")),
+    }
+}
+
 impl RawEvent {
     fn validate(self) -> Result<ProducerEvent, HttpError> {
         if let Some(id) = &self.event_id {
             if id.is_empty() || id.chars().count() > MAX_EVENT_ID {
                 return Err(unprocessable("eventId must be 1 to 64 characters"));
+            }
+        }
+        for (what, n) in [
+            ("totalCount", self.total_count),
+            ("processedCount", self.processed_count),
+        ] {
+            if let Some(n) = n {
+                check_safe_integer(what, n).map_err(unprocessable)?;
             }
         }
         let kind = match self.kind.as_str() {
@@ -578,6 +664,8 @@ impl RawEvent {
                 current_item: self.current_item,
                 message: self.message,
             },
+            // Kept as sent: the strict check already refused what not every
+            // reader reads (a duplicate key, a number beyond a double).
             "complete" => EventKind::Complete {
                 summary: self
                     .summary
@@ -613,23 +701,28 @@ pub fn parse_producer_body(body: &[u8]) -> Result<Vec<ProducerEvent>, HttpError>
             ),
         ));
     }
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| unprocessable(format!("body is not valid JSON: {e}")))?;
-    let items = match v {
-        Value::Array(a) if a.is_empty() => return Err(unprocessable("empty event array")),
-        Value::Array(a) => a,
-        o @ Value::Object(_) => vec![o],
+    let text = std::str::from_utf8(body)
+        .map_err(|e| unprocessable(format!("body is not valid JSON: not UTF-8: {e}")))?;
+    strict_json::check(text).map_err(|e| not_strict_json(&e, 422, "invalid_event"))?;
+    // Events are read from their raw text, so that a summary keeps every digit.
+    let items: Vec<&RawValue> = match text.trim_start().chars().next() {
+        Some('[') => serde_json::from_str(text),
+        Some('{') => serde_json::from_str(text).map(|one| vec![one]),
         _ => {
             return Err(unprocessable(
                 "body must be an event object or an array of events",
             ))
         }
-    };
+    }
+    .map_err(|e| unprocessable(format!("body is not valid JSON: {e}")))?;
+    if items.is_empty() {
+        return Err(unprocessable("empty event array"));
+    }
     items
         .into_iter()
         .enumerate()
         .map(|(i, item)| {
-            serde_json::from_value::<RawEvent>(item)
+            serde_json::from_str::<RawEvent>(item.get())
                 .map_err(|e| unprocessable(format!("event {i}: {e}")))
                 .and_then(RawEvent::validate)
         })
@@ -704,6 +797,9 @@ pub struct CreateJob {
     pub total_count: Option<u64>,
     /// Token lifetime.
     pub ttl: Millis,
+    /// Where the room notifies the producer of a cancel or expiry
+    /// (checked by [`crate::callback::validate_url`]).
+    pub callback_url: Option<String>,
 }
 
 /// Default token lifetime (2 h).
@@ -728,6 +824,7 @@ pub fn parse_create_job(body: &[u8]) -> Result<CreateJob, HttpError> {
         total_count: Option<u64>,
         job_id: Option<String>,
         ttl_seconds: Option<u64>,
+        callback_url: Option<String>,
     }
     if body.len() > MAX_PRODUCER_BODY {
         return Err(HttpError::new(
@@ -736,12 +833,17 @@ pub fn parse_create_job(body: &[u8]) -> Result<CreateJob, HttpError> {
             "body is over the 1 MiB limit",
         ));
     }
-    let raw: Raw = serde_json::from_slice(body).map_err(|e| {
+    let refused = |e: &dyn std::fmt::Display| {
         HttpError::bad_request(
             "invalid_body",
-            format!("expected {{pipeline, totalCount?, jobId?, ttlSeconds?}}: {e}"),
+            format!("expected {{pipeline, totalCount?, jobId?, ttlSeconds?, callbackUrl?}}: {e}"),
         )
+    };
+    strict_json::check_bytes(body).map_err(|e| match e {
+        StrictJsonError::DuplicateKey(_) => not_strict_json(&e, 400, "invalid_body"),
+        _ => refused(&e),
     })?;
+    let raw: Raw = serde_json::from_slice(body).map_err(|e| refused(&e))?;
     let pipeline = Pipeline::parse(&raw.pipeline).ok_or_else(|| {
         HttpError::bad_request(
             "unknown_pipeline",
@@ -756,6 +858,10 @@ pub fn parse_create_job(body: &[u8]) -> Result<CreateJob, HttpError> {
             ));
         }
     }
+    if let Some(n) = raw.total_count {
+        check_safe_integer("totalCount", n)
+            .map_err(|m| HttpError::bad_request("invalid_total_count", m))?;
+    }
     let ttl = raw.ttl_seconds.unwrap_or(DEFAULT_TTL_SECS);
     if !(60..=86_400).contains(&ttl) {
         return Err(HttpError::bad_request(
@@ -763,11 +869,15 @@ pub fn parse_create_job(body: &[u8]) -> Result<CreateJob, HttpError> {
             "ttlSeconds must be between 60 and 86400",
         ));
     }
+    if let Some(url) = &raw.callback_url {
+        crate::callback::validate_url(url)?;
+    }
     Ok(CreateJob {
         job_id: raw.job_id,
         pipeline,
         total_count: raw.total_count,
         ttl: Millis::from_secs(ttl),
+        callback_url: raw.callback_url,
     })
 }
 

@@ -104,6 +104,30 @@ pub struct SimStats {
     pub recovered_resumes: u32,
 }
 
+/// How the simulated producer answers one callback attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NotifyAnswer {
+    /// An HTTP status.
+    Status(u16),
+    /// No answer within the timeout (or a network error).
+    Timeout,
+    /// The instance is lost while the attempt runs: no result reaches the room.
+    Lost,
+}
+
+/// A callback attempt the room asked for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SimNotify {
+    /// When it was sent.
+    pub at: Millis,
+    /// To.
+    pub url: String,
+    /// The JSON body.
+    pub body: String,
+    /// The attempt number.
+    pub attempt: u32,
+}
+
 /// One simulated subscriber.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SimClient {
@@ -151,6 +175,13 @@ pub struct Sim {
     pub fail_next_accept: bool,
     /// Counters of what the runtime did.
     pub stats: SimStats,
+    /// The `callbackUrl` [`Sim::create_job`] sends.
+    pub callback_url: Option<String>,
+    /// Every callback attempt, in order.
+    pub notifies: Vec<SimNotify>,
+    /// How the next callback attempts are answered, in order; once empty,
+    /// every attempt answers 200.
+    pub notify_answers: VecDeque<NotifyAnswer>,
     strict: bool,
     rng: Entropy,
 }
@@ -178,6 +209,9 @@ impl Sim {
             token: None,
             fail_next_accept: false,
             stats: SimStats::default(),
+            callback_url: None,
+            notifies: Vec::new(),
+            notify_answers: VecDeque::new(),
             strict: true,
             rng: Entropy::from_seed(seed.to_le_bytes()),
         };
@@ -293,6 +327,7 @@ impl Sim {
                 pipeline: Pipeline::CsvImport,
                 total_count,
                 ttl,
+                callback_url: self.callback_url.clone(),
             },
             job_id: JOB_ID.into(),
             token_random: self.rng.next_bytes16(),
@@ -750,9 +785,27 @@ impl Sim {
             .job()
             .is_some_and(|j| j.phase.status() == protocol::JobStatus::Canceled);
         let mut responses = Vec::new();
+        let mut results = Vec::new();
         for e in effects {
             match e {
                 Effect::Respond(r) => responses.push(r),
+                Effect::Notify { url, body, attempt } => {
+                    self.notifies.push(SimNotify {
+                        at: self.now,
+                        url,
+                        body,
+                        attempt,
+                    });
+                    match self
+                        .notify_answers
+                        .pop_front()
+                        .unwrap_or(NotifyAnswer::Status(200))
+                    {
+                        NotifyAnswer::Status(s) => results.push((attempt, Some(s))),
+                        NotifyAnswer::Timeout => results.push((attempt, None)),
+                        NotifyAnswer::Lost => {}
+                    }
+                }
                 Effect::Log(l) => {
                     if l.event == room::TIMER_FIRED {
                         let bit = l.value.and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
@@ -815,6 +868,9 @@ impl Sim {
             .map_or(Ok(()), invariants::check_one_socket_per_client);
         if let Err(v) = one {
             self.violated(v);
+        }
+        for (attempt, status) in results {
+            self.room_input(Input::NotifyResult { attempt, status });
         }
         responses
     }

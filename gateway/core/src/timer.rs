@@ -10,17 +10,25 @@ pub enum Timer {
     /// 24 h after the job ended, forget it; 24 h after the last event of a
     /// job still running, end it as failed (`job_expired`).
     Cleanup,
+    /// The next attempt of a pending producer callback.
+    Notify,
 }
 
 impl Timer {
     /// Every timer, in a fixed order.
-    pub const ALL: [Self; 3] = [Self::TokenRefresh, Self::IdleSweep, Self::Cleanup];
+    pub const ALL: [Self; 4] = [
+        Self::TokenRefresh,
+        Self::IdleSweep,
+        Self::Cleanup,
+        Self::Notify,
+    ];
 
     const fn index(self) -> usize {
         match self {
             Self::TokenRefresh => 0,
             Self::IdleSweep => 1,
             Self::Cleanup => 2,
+            Self::Notify => 3,
         }
     }
 }
@@ -29,7 +37,7 @@ use crate::Millis;
 
 /// When each timer fires, if armed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Timers([Option<Millis>; 3]);
+pub struct Timers([Option<Millis>; 4]);
 
 impl Timers {
     /// Arms (or re-arms) a timer.

@@ -1,6 +1,7 @@
 //! Subscriber tokens: random UUID v4 strings, stored only as SHA-256, compared
-//! in constant time, at most two valid at once (the newest and the one it
-//! replaced), refreshed before they run out.
+//! in constant time. The refresh lineage (the creation token and in-band
+//! refreshes) keeps at most two (the newest and the one it replaced); tokens
+//! the producer asks for stand apart, each valid until it expires or a revoke.
 
 use crate::Millis;
 use serde::{Deserialize, Serialize};
@@ -9,6 +10,10 @@ use subtle::ConstantTimeEq;
 
 /// Refresh when less than this (or half the lifetime, if shorter) is left.
 pub const REFRESH_MARGIN: Millis = Millis::from_mins(10);
+
+/// Most producer-issued tokens valid at once; each lives until it expires
+/// or a revoke, so the bound keeps the record (and every check) small.
+pub const MAX_PRODUCER_TOKENS: usize = 16;
 
 /// A token as the subscriber holds it. `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -92,14 +97,27 @@ pub struct IssuedToken {
     pub expires_at: Millis,
 }
 
-/// The valid tokens of one job: at most two, newest last.
+/// The valid tokens of one job.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenSet {
     /// Lifetime of each token.
     pub ttl: Millis,
-    /// Issued tokens, oldest first.
+    /// The refresh lineage (creation token, then refreshes): at most two,
+    /// oldest first.
     pub issued: Vec<IssuedToken>,
+    /// Tokens the producer asked for, oldest first: at most
+    /// [`MAX_PRODUCER_TOKENS`], untouched by refreshes. Absent from records
+    /// written before they existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub producer_issued: Vec<IssuedToken>,
+}
+
+/// [`MAX_PRODUCER_TOKENS`] producer-issued tokens are still valid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TooManyTokens {
+    /// When the first of them expires and frees a slot.
+    pub slot_free_at: Millis,
 }
 
 /// How the token check went.
@@ -118,10 +136,39 @@ impl TokenSet {
         Self {
             ttl,
             issued: Vec::new(),
+            producer_issued: Vec::new(),
         }
     }
 
-    /// Issues a new token from random bytes; the oldest beyond two is dropped.
+    /// Issues a token the producer asked for: valid until it expires or a
+    /// revoke, whatever refreshes happen. Expired ones are dropped first;
+    /// refused while [`MAX_PRODUCER_TOKENS`] are still valid.
+    pub fn issue_for_producer(
+        &mut self,
+        now: Millis,
+        random: [u8; 16],
+    ) -> Result<(Token, Millis), TooManyTokens> {
+        self.producer_issued.retain(|t| t.expires_at > now);
+        if self.producer_issued.len() >= MAX_PRODUCER_TOKENS {
+            let slot_free_at = self
+                .producer_issued
+                .iter()
+                .map(|t| t.expires_at)
+                .min()
+                .unwrap_or(now);
+            return Err(TooManyTokens { slot_free_at });
+        }
+        let token = Token::from_random(random);
+        let expires_at = now.plus(self.ttl);
+        self.producer_issued.push(IssuedToken {
+            hash: TokenHash::of(token.expose()),
+            expires_at,
+        });
+        Ok((token, expires_at))
+    }
+
+    /// Issues the next token of the refresh lineage from random bytes; the
+    /// oldest beyond two is dropped.
     pub fn issue(&mut self, now: Millis, random: [u8; 16]) -> (Token, Millis) {
         let token = Token::from_random(random);
         let expires_at = now.plus(self.ttl);
@@ -141,7 +188,7 @@ impl TokenSet {
     pub fn verify(&self, token: &str, now: Millis) -> Verdict {
         let presented = TokenHash::of(token);
         let mut verdict = Verdict::Invalid;
-        for t in &self.issued {
+        for t in self.issued.iter().chain(&self.producer_issued) {
             let same: bool = t.hash.0.ct_eq(&presented.0).into();
             if same && t.expires_at > now {
                 verdict = Verdict::Valid(t.expires_at);
@@ -150,15 +197,26 @@ impl TokenSet {
         verdict
     }
 
-    /// Invalidates every token.
+    /// Invalidates every token, producer-issued ones too.
     pub fn revoke_all(&mut self) {
         self.issued.clear();
+        self.producer_issued.clear();
     }
 
-    /// Expiry of the newest token.
+    /// Whether no token was issued since the last revoke (or ever).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.issued.is_empty() && self.producer_issued.is_empty()
+    }
+
+    /// Expiry of the newest token of the lineage or, when a revoke emptied
+    /// it, of the newest producer-issued one.
     #[must_use]
     pub fn newest_expiry(&self) -> Option<Millis> {
-        self.issued.last().map(|t| t.expires_at)
+        self.issued
+            .last()
+            .or_else(|| self.producer_issued.iter().max_by_key(|t| t.expires_at))
+            .map(|t| t.expires_at)
     }
 
     /// When the next refresh is due: `min(10 min, ttl / 2)` before the newest expires.
@@ -213,6 +271,54 @@ mod tests {
             set.verify(c.expose(), Millis(3)),
             Verdict::Valid(_)
         ));
+    }
+
+    #[test]
+    fn producer_tokens_outlive_refreshes_up_to_16_at_once() {
+        let mut set = TokenSet::new(Millis::from_hours(2));
+        let (created, _) = set.issue(Millis(0), [1; 16]);
+        let mut granted = Vec::new();
+        for i in 0..16u8 {
+            let (t, _) = set
+                .issue_for_producer(Millis(u64::from(i)), [100 + i; 16])
+                .unwrap();
+            granted.push(t);
+        }
+        assert_eq!(
+            set.issue_for_producer(Millis(20), [99; 16]),
+            Err(TooManyTokens {
+                slot_free_at: Millis::from_hours(2)
+            })
+        );
+        // Refreshes rotate the lineage only.
+        set.issue(Millis(30), [2; 16]);
+        set.issue(Millis(31), [3; 16]);
+        assert_eq!(set.verify(created.expose(), Millis(32)), Verdict::Invalid);
+        for t in &granted {
+            assert!(matches!(
+                set.verify(t.expose(), Millis(32)),
+                Verdict::Valid(_)
+            ));
+        }
+        // The first expired one frees its slot.
+        assert!(set
+            .issue_for_producer(Millis::from_hours(2), [98; 16])
+            .is_ok());
+        assert_eq!(set.producer_issued.len(), 16);
+        set.revoke_all();
+        assert!(set.is_empty());
+        assert_eq!(
+            set.verify(granted[15].expose(), Millis(33)),
+            Verdict::Invalid
+        );
+    }
+
+    #[test]
+    fn records_without_producer_tokens_still_read() {
+        let old = r#"{"ttl":7200000,"issued":[]}"#;
+        let set: TokenSet = serde_json::from_str(old).unwrap();
+        assert!(set.producer_issued.is_empty());
+        assert_eq!(serde_json::to_string(&set).unwrap(), old);
     }
 
     #[test]

@@ -143,15 +143,19 @@ fn event_id() -> impl Strategy<Value = Option<String>> {
 
 fn producer_event() -> impl Strategy<Value = ProducerEvent> {
     let kind = prop_oneof![
-        (any::<Option<u64>>(), prop::option::of(text())).prop_map(|(total_count, message)| {
-            EventKind::Started {
-                total_count,
-                message,
-            }
-        }),
         (
-            any::<u64>(),
-            any::<Option<u64>>(),
+            prop::option::of(0..=protocol::MAX_SAFE_INTEGER),
+            prop::option::of(text())
+        )
+            .prop_map(|(total_count, message)| {
+                EventKind::Started {
+                    total_count,
+                    message,
+                }
+            }),
+        (
+            0..=protocol::MAX_SAFE_INTEGER,
+            prop::option::of(0..=protocol::MAX_SAFE_INTEGER),
             prop::option::of(text()),
             prop::option::of(text())
         )

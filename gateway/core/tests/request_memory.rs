@@ -22,6 +22,7 @@ fn the_largest_request_to_a_full_room_holds_a_bounded_amount_of_frame_text() {
                 total_count: None,
                 ttl: Millis::from_hours(2),
                 job_id: None,
+                callback_url: None,
             },
             job_id: "mem".into(),
             token_random: [1; 16],

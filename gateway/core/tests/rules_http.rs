@@ -298,13 +298,36 @@ fn a_client_id_is_1_to_128_characters_of_a_safe_set() {
 }
 
 #[test]
-fn last_seq_is_a_non_negative_integer_up_to_u64_max() {
+fn last_seq_is_canonical_decimal_up_to_2_pow_53_minus_1() {
     let seq = |q: &str| upgrade!(&format!("jobId=j&token=t&lastSeq={q}")).map(|u| u.last_seq);
     assert_eq!(seq("0").unwrap(), Some(Seq(0)));
-    assert_eq!(seq("18446744073709551615").unwrap(), Some(Seq(u64::MAX)));
-    for bad in ["18446744073709551616", "-1", "", "1.5", "x", "%201"] {
+    assert_eq!(seq("10").unwrap(), Some(Seq(10)));
+    assert_eq!(
+        seq("9007199254740991").unwrap(),
+        Some(Seq(9_007_199_254_740_991))
+    );
+    for bad in [
+        "9007199254740992",
+        "18446744073709551615",
+        "18446744073709551616",
+        "-1",
+        "+5",
+        "%2B5",
+        "007",
+        "00",
+        "01",
+        "-0",
+        "",
+        "1.5",
+        "1e3",
+        "x",
+        "%201",
+        "1%20",
+        "%D9%A1",
+    ] {
         let e = seq(bad).unwrap_err();
         assert_eq!((e.status, e.code), (400, "invalid_last_seq"), "{bad:?}");
+        assert!(e.message.contains("lastSeq"), "{}", e.message);
     }
 }
 

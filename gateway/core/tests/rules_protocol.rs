@@ -615,3 +615,170 @@ fn a_client_ignores_what_it_cannot_read() {
         Ok(protocol::ServerMessage::Pong)
     );
 }
+
+// ---------------------------------------------------------------------------
+// Loose parsing (issue 11): duplicate keys, unsafe integers, huge numbers,
+// summaries kept digit for digit
+
+#[test]
+fn a_frame_naming_a_key_twice_closes_1002_at_any_depth() {
+    for (text, key) in [
+        (r#"{"type":"ping","type":"cancel"}"#, "type"),
+        (r#"{"type":"cancel","type":"ping"}"#, "type"),
+        (r#"{"type":"ping","x":1,"x":1}"#, "x"),
+        (r#"{"type":"ping","x":{"y":[{"z":1,"z":2}]}}"#, "z"),
+        (r#"{"type":"ping","\u0074ype":"cancel"}"#, "type"),
+    ] {
+        let e = parse_client_frame(Incoming::Text(text)).unwrap_err();
+        assert_eq!(e, FrameError::DuplicateKey { key: key.into() }, "{text}");
+        assert_eq!(GatewayError::from(e).close_code().as_u16(), 1002, "{text}");
+    }
+    // The same key in sibling objects is no duplicate.
+    assert_eq!(
+        parse_client_frame(Incoming::Text(
+            r#"{"type":"ping","a":{"k":1},"b":{"k":1},"c":[{"k":1},{"k":2}]}"#
+        )),
+        Ok(ClientMessage::Ping)
+    );
+}
+
+#[test]
+fn a_ping_is_a_ping_whatever_number_it_carries_up_to_a_doubles_range() {
+    for text in [
+        r#"{"type":"ping","timestamp":1.7976931348623157e308}"#,
+        r#"{"type":"ping","timestamp":-1e308}"#,
+        r#"{"type":"ping","timestamp":123456789012345678901234567890}"#,
+        r#"{"type":"ping","timestamp":1.5}"#,
+        r#"{"type":"ping","timestamp":1e-400}"#,
+        r#"{"type":"ping","n":[1e308,{"m":-1e308}]}"#,
+    ] {
+        assert_eq!(
+            parse_client_frame(Incoming::Text(text)),
+            Ok(ClientMessage::Ping),
+            "{text}"
+        );
+    }
+    // Beyond it, in any field: not JSON the gateway reads (1002).
+    for text in [
+        r#"{"type":"ping","timestamp":1.7976931348623159e308}"#,
+        r#"{"type":"ping","timestamp":1e309}"#,
+        r#"{"type":"ping","n":[{"m":-1e400}]}"#,
+        r#"{"type":"cancel","n":1e400}"#,
+    ] {
+        let e = parse_client_frame(Incoming::Text(text)).unwrap_err();
+        assert_eq!(e, FrameError::InvalidJson, "{text}");
+        assert_eq!(GatewayError::from(e).close_code().as_u16(), 1002);
+    }
+}
+
+#[test]
+fn counts_up_to_2_pow_53_minus_1_are_read_one_more_is_refused() {
+    let max = 9_007_199_254_740_991_u64;
+    for n in [max, max + 1, u64::MAX] {
+        for body in [
+            format!(r#"{{"type":"started","totalCount":{n}}}"#),
+            format!(r#"{{"type":"progress","processedCount":{n}}}"#),
+            format!(r#"{{"type":"progress","processedCount":0,"totalCount":{n}}}"#),
+        ] {
+            let got = parse_producer_body(body.as_bytes());
+            if n == max {
+                assert!(got.is_ok(), "{body}: {got:?}");
+            } else {
+                let e = got.unwrap_err();
+                assert_eq!((e.status, e.code), (422, "invalid_event"), "{body}");
+                assert!(e.message.contains("9007199254740991"), "{}", e.message);
+            }
+        }
+        let create = format!(r#"{{"pipeline":"ai_scan","totalCount":{n}}}"#);
+        let got = parse_create_job(create.as_bytes());
+        if n == max {
+            assert_eq!(got.unwrap().total_count, Some(max));
+        } else {
+            assert_eq!(status_code(got), (400, "invalid_total_count"), "{create}");
+        }
+    }
+    // Beyond 64 bits, or not an integer: refused as before.
+    for n in ["18446744073709551616", "1e3", "-1", "1.0"] {
+        let body = format!(r#"{{"type":"progress","processedCount":{n}}}"#);
+        assert_eq!(
+            status_code(parse_producer_body(body.as_bytes())),
+            (422, "invalid_event"),
+            "{n}"
+        );
+    }
+}
+
+#[test]
+fn a_body_naming_a_key_twice_is_refused_and_nothing_in_it_is_read() {
+    for body in [
+        &br#"{"type":"progress","processedCount":1,"processedCount":2}"#[..],
+        br#"{"type":"started","type":"complete"}"#,
+        br#"[{"type":"started"},{"type":"complete","summary":{"a":1,"a":2}}]"#,
+        br#"{"type":"started","extra":1,"extra":2}"#,
+    ] {
+        let e = parse_producer_body(body).unwrap_err();
+        assert_eq!((e.status, e.code), (422, "duplicate_key"), "{body:?}");
+        assert!(e.message.contains("twice"), "{}", e.message);
+    }
+    assert_eq!(
+        status_code(parse_create_job(
+            br#"{"pipeline":"ai_scan","pipeline":"csv_import"}"#
+        )),
+        (400, "duplicate_key")
+    );
+    assert_eq!(
+        status_code(parse_create_job(
+            br#"{"pipeline":"ai_scan","x":{"y":1,"y":1}}"#
+        )),
+        (400, "duplicate_key")
+    );
+    // A number no reader reads is refused even where nothing reads it.
+    assert_eq!(
+        status_code(parse_create_job(br#"{"pipeline":"ai_scan","x":1e400}"#)),
+        (400, "invalid_body")
+    );
+    assert!(parse_create_job(br#"{"pipeline":"ai_scan","x":1e308}"#).is_ok());
+}
+
+#[test]
+fn a_summary_reaches_subscribers_digit_for_digit() {
+    let summary = r#"{"big":123456789012345678901234567890,"neg":-98765432109876543210987654321,"f":1.000000000000000000001,"e":-0.5e-400,"s":"\u00e9"}"#;
+    let body = format!(r#"{{"type":"complete","summary":{summary}}}"#);
+    let events = parse_producer_body(body.as_bytes()).unwrap();
+    let EventKind::Complete { summary: kept } = &events[0].kind else {
+        panic!("{events:?}")
+    };
+    assert_eq!(kept, summary);
+    let header = protocol::JobHeader {
+        job_id: "j".into(),
+        pipeline: Pipeline::CsvImport,
+    };
+    let frame = protocol::encode(
+        &header,
+        Millis(1),
+        Some(Seq(3)),
+        &protocol::ServerMessage::JobComplete {
+            summary: kept.clone(),
+        },
+    );
+    assert!(
+        frame.contains(&format!(r#""payload":{{"summary":{summary}}}"#)),
+        "{frame}"
+    );
+    // What every JSON reader can read: a number beyond a double's range is not.
+    for n in ["1e400", "-1.7976931348623159e308"] {
+        let body = format!(r#"{{"type":"complete","summary":{{"x":[{n}]}}}}"#);
+        let e = parse_producer_body(body.as_bytes()).unwrap_err();
+        assert_eq!((e.status, e.code), (422, "invalid_event"), "{n}");
+        assert!(e.message.contains("number out of range"), "{}", e.message);
+    }
+    let max = r#"{"type":"complete","summary":[-1.7976931348623157e308]}"#;
+    assert!(parse_producer_body(max.as_bytes()).is_ok());
+    // And a client reads it back unchanged.
+    assert_eq!(
+        protocol::decode(&frame).unwrap().message,
+        protocol::ServerMessage::JobComplete {
+            summary: summary.into()
+        }
+    );
+}

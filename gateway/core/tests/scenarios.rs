@@ -1005,14 +1005,101 @@ fn after_a_revoke_the_producer_issues_a_new_token_that_works() {
     s.start(again);
     s.settle();
     assert_eq!(s.clients[again].machine.state(), &State::Active);
-    // A second issue reaches the live socket as a token_refresh.
-    s.room_request(Input::IssueToken { random: [10; 16] });
+    // A second issue is the producer's alone: no live socket hears of it.
+    let before = socket_frames(&s, 1).0.len();
+    assert_eq!(
+        s.room_request(Input::IssueToken { random: [10; 16] })
+            .status,
+        202
+    );
+    s.settle();
+    assert_eq!(socket_frames(&s, 1).0.len(), before);
+    clean(&s);
+}
+
+/// The token of a 202 from `POST /api/jobs/{id}/tokens`.
+fn issued_token(r: &gateway_core::room::Response) -> (Token, Millis) {
+    assert_eq!(r.status, 202, "{}", r.body);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    (
+        Token::from_string(v["token"].as_str().unwrap().to_owned()),
+        Millis(v["expiresAt"].as_u64().unwrap()),
+    )
+}
+
+fn state_status(s: &mut Sim, token: &Token) -> u16 {
+    s.room_request(Input::JobState {
+        token: token.expose().to_owned(),
+    })
+    .status
+}
+
+#[test]
+fn producer_issued_tokens_stay_valid_through_refreshes_and_are_never_broadcast() {
+    let (mut s, c) = connected(Some("phone"));
+    let (created, _) = s.token.clone().expect("the creation token");
+    let frames_before = socket_frames(&s, 0).0.len();
+    let a = issued_token(&s.room_request(Input::IssueToken { random: [21; 16] }));
+    let b = issued_token(&s.room_request(Input::IssueToken { random: [22; 16] }));
     s.settle();
     assert_eq!(
-        socket_frames(&s, 1).0.last(),
-        Some(&(None, "token_refresh"))
+        socket_frames(&s, 0).0.len(),
+        frames_before,
+        "no token_refresh for producer-issued tokens"
     );
-    assert!(s.clients[again].machine.token_expires_at().is_some());
+    // Two issues no longer push the creation token out.
+    for t in [&created, &a.0, &b.0] {
+        assert_eq!(state_status(&mut s, t), 200);
+    }
+    // In-band refreshes rotate their own two slots; the issued ones stay.
+    s.advance(Millis::from_mins(115));
+    s.settle();
+    assert!(
+        socket_frames(&s, 0).0.contains(&(None, "token_refresh")),
+        "the lineage was refreshed"
+    );
+    assert_eq!(s.clients[c].machine.state(), &State::Active);
+    assert_eq!(state_status(&mut s, &a.0), 200);
+    assert_eq!(state_status(&mut s, &b.0), 200);
+    // Until they expire...
+    s.now = a.1;
+    assert_eq!(state_status(&mut s, &a.0), 401);
+    // ...or a revoke, which clears every token.
+    let c2 = issued_token(&s.room_request(Input::IssueToken { random: [23; 16] }));
+    s.room_request(Input::Revoke);
+    s.settle();
+    assert_eq!(state_status(&mut s, &c2.0), 401);
+    clean(&s);
+}
+
+#[test]
+fn sixteen_producer_issued_tokens_are_kept_a_seventeenth_is_429_until_one_expires() {
+    let mut s = sim();
+    let mut issued = Vec::new();
+    for i in 0..16u8 {
+        issued.push(issued_token(&s.room_request(Input::IssueToken {
+            random: [40 + i; 16],
+        })));
+        s.now = s.now.plus(Millis(1000));
+    }
+    let stored = s.storage.clone().expect("stored");
+    let r = s.room_request(Input::IssueToken { random: [90; 16] });
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(r.body.contains("too_many_tokens"), "{}", r.body);
+    let first_expiry = issued[0].1;
+    assert_eq!(r.retry_after, Some(first_expiry.minus(s.now).0 / 1000));
+    assert_eq!(
+        s.storage.as_ref(),
+        Some(&stored),
+        "a refusal changes nothing"
+    );
+    for (t, _) in &issued {
+        assert_eq!(state_status(&mut s, t), 200);
+    }
+    // The first one's expiry frees a slot.
+    s.now = first_expiry;
+    issued_token(&s.room_request(Input::IssueToken { random: [91; 16] }));
+    assert_eq!(state_status(&mut s, &issued[1].0), 200);
     clean(&s);
 }
 
@@ -1243,4 +1330,86 @@ fn a_record_stored_before_the_end_moved_into_the_phase_keeps_its_end_time() {
     };
     let (room, _) = Room::restore(RoomConfig::default(), s.now, kept);
     assert_eq!(room.job().unwrap().phase.ended_at(), Some(ended));
+}
+
+// --- issue 11: loose parsing ----------------------------------------------
+
+#[test]
+fn a_frame_with_type_twice_closes_1002_and_cancels_nothing_a_huge_ping_is_a_ping() {
+    let (mut s, _) = connected(None);
+    let stored = s.storage.clone();
+    s.net.push_back(Packet::Up {
+        socket: nth(&s, 0),
+        text: r#"{"type":"ping","type":"cancel"}"#.into(),
+    });
+    s.settle();
+    assert_eq!(socket_frames(&s, 0).1, Some(1002));
+    assert_eq!(s.job().unwrap().phase.status(), JobStatus::Pending);
+    assert_eq!(s.storage, stored, "nothing was written");
+    // A ping with a number far beyond 64 bits is still a ping.
+    let c = s.add_client(None);
+    s.start(c);
+    s.settle();
+    s.net.push_back(Packet::Up {
+        socket: nth(&s, 1),
+        text: r#"{"type":"ping","timestamp":123456789012345678901234567890e200}"#.into(),
+    });
+    s.settle();
+    assert_eq!(socket_frames(&s, 1).0.last(), Some(&(None, "pong")));
+    assert_eq!(socket_frames(&s, 1).1, None, "still open");
+    clean(&s);
+}
+
+#[test]
+fn a_summary_with_integers_beyond_64_bits_reaches_subscribers_unchanged() {
+    let (mut s, _) = connected(None);
+    let summary = r#"{"big":123456789012345678901234567890,"list":[18446744073709551616,-0.1e-5]}"#;
+    let body = format!(r#"{{"type":"complete","summary":{summary}}}"#);
+    assert_eq!(s.producer(&body).status, 202);
+    s.settle();
+    let log = &s.logs[&nth(&s, 0)];
+    assert_eq!(
+        log.frames.last().map(|f| &f.message),
+        Some(&ServerMessage::JobComplete {
+            summary: summary.into()
+        })
+    );
+    assert_eq!(log.close.map(CloseCode::as_u16), Some(1000));
+    // The producer's inspect shows it unchanged too.
+    let inspect = s.room_request(Input::Inspect);
+    assert_eq!(inspect.status, 200);
+    assert!(
+        inspect
+            .body
+            .contains(&format!(r#""result":{{"summary":{summary}}}"#)),
+        "{}",
+        inspect.body
+    );
+    let v: serde_json::Value = serde_json::from_str(&inspect.body).unwrap();
+    assert_eq!(v["status"], "completed");
+    assert_eq!(v["jobId"], s.job().unwrap().job_id.as_str());
+    clean(&s);
+}
+
+#[test]
+fn an_unsafe_count_is_422_and_changes_nothing() {
+    let (mut s, _) = connected(None);
+    assert_eq!(s.producer(&progress(2)).status, 202);
+    s.settle();
+    let stored = s.storage.clone();
+    let frames = socket_frames(&s, 0).0.len();
+    let r = s.producer(r#"{"type":"progress","processedCount":9007199254740992}"#);
+    assert_eq!(r.status, 422, "{}", r.body);
+    let r = s.producer(r#"{"type":"progress","processedCount":3,"processedCount":9}"#);
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("duplicate_key"), "{}", r.body);
+    s.settle();
+    assert_eq!(s.storage, stored);
+    assert_eq!(socket_frames(&s, 0).0.len(), frames);
+    assert_eq!(
+        s.producer(r#"{"type":"progress","processedCount":9007199254740991}"#)
+            .status,
+        202
+    );
+    clean(&s);
 }

@@ -138,6 +138,8 @@ pub struct Gateway {
     starts: u32,
     /// Shared gateways are never dropped: the watchdog removes their dir.
     shared: bool,
+    /// The status line `GET /healthz` must answer with once it is up.
+    ready: &'static [u8],
     running: Option<Running>,
 }
 
@@ -190,7 +192,21 @@ impl Gateway {
         Self::launch(vars, false)
     }
 
+    /// Starts a gateway whose vars are invalid: it is up once `GET /healthz`
+    /// answers `500` (every request is refused as `misconfigured`).
+    ///
+    /// # Panics
+    /// As [`Gateway::start`], if `/healthz` does not answer 500 in time.
+    #[must_use]
+    pub fn start_misconfigured(vars: &[(&str, &str)]) -> Self {
+        Self::launch_expecting(vars, false, b"HTTP/1.1 500")
+    }
+
     fn launch(vars: &[(&str, &str)], shared: bool) -> Self {
+        Self::launch_expecting(vars, shared, b"HTTP/1.1 200")
+    }
+
+    fn launch_expecting(vars: &[(&str, &str)], shared: bool, ready: &'static [u8]) -> Self {
         ensure_built();
         let dir = tempfile::Builder::new()
             .prefix("gateway-e2e-")
@@ -207,6 +223,7 @@ impl Gateway {
             secret,
             starts: 0,
             shared,
+            ready,
             running: None,
         };
         gateway.write_config(vars);
@@ -398,7 +415,7 @@ impl Gateway {
     fn wait_healthy(&mut self) {
         let started = Instant::now();
         loop {
-            if healthz(self.port) {
+            if healthz(self.port, self.ready) {
                 eprintln!(
                     "[e2e] gateway on port {} healthy after {:.1} s (start #{})",
                     self.port,
@@ -446,7 +463,7 @@ fn free_port() -> u16 {
         .unwrap_or_else(|e| panic!("no free port: {e}"))
 }
 
-fn healthz(port: u16) -> bool {
+fn healthz(port: u16, ready: &[u8]) -> bool {
     let Ok(mut stream) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) else {
         return false;
     };
@@ -456,5 +473,5 @@ fn healthz(port: u16) -> bool {
         return false;
     }
     let mut head = [0_u8; 12];
-    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+    stream.read_exact(&mut head).is_ok() && head.starts_with(ready)
 }

@@ -14,6 +14,7 @@
 
 use std::cell::RefCell;
 
+use gateway_core::callback;
 use gateway_core::error::GatewayError;
 use gateway_core::http::{self, Route};
 use gateway_core::protocol::Seq;
@@ -31,15 +32,12 @@ use worker::{
 
 use crate::router::{JOB_ID_HEADER, ORIGIN_HEADER};
 use crate::{guard, log, reply, runtime};
+use gateway_core::config::PRODUCER_SECRET;
 
 /// The storage key of the whole job record, so a cold upgrade reads once.
 const RECORD_KEY: &str = "job";
 /// The storage key of the delivered mark (read with the record).
 const DELIVERED_KEY: &str = "delivered";
-/// Optional var: sockets per job (SPEC §6 default 32).
-const MAX_SOCKETS_VAR: &str = "MAX_SOCKETS_PER_JOB";
-/// Optional var: the subscribers' ping interval in ms (idle after twice it).
-const PING_INTERVAL_VAR: &str = "PING_INTERVAL_MS";
 
 /// One job's room.
 #[durable_object]
@@ -56,6 +54,8 @@ struct Outcome {
     response: Option<gateway_core::room::Response>,
     /// The socket of an `Accept`, and the client end if the runtime took it.
     accept: Option<(SocketId, Option<WebSocket>)>,
+    /// Callback attempts to make once the input's other effects are done.
+    notify: Vec<(String, String, u32)>,
 }
 
 /// Storage failed; the room has been dropped and its sockets closed.
@@ -70,13 +70,8 @@ impl DurableObject for JobRoom {
             Ok(pair) => state.set_websocket_auto_response(&pair),
             Err(e) => tracing::error!(error = ?e, event = "auto_response_failed"),
         }
-        let mut config = RoomConfig::default();
-        if let Some(n) = var_u64(&env, MAX_SOCKETS_VAR).and_then(|n| usize::try_from(n).ok()) {
-            config.max_sockets = n;
-        }
-        if let Some(ms) = var_u64(&env, PING_INTERVAL_VAR) {
-            config.ping_interval = Millis(ms);
-        }
+        // Checked by the core (MAX_SOCKETS_PER_JOB, PING_INTERVAL_MS).
+        let config = crate::config::room(&env);
         Self {
             state,
             env,
@@ -281,7 +276,14 @@ impl JobRoom {
         };
         let effects = self.step(restored, input);
         // An error makes the runtime retry the alarm.
-        self.apply(effects).await.map_err(|StorageFailed(e)| e)?;
+        let outcome = self.apply(effects).await.map_err(|StorageFailed(e)| e)?;
+        // Every socket effect is done: the callback runs after them, and the
+        // room already wrote when to retry, so a lost answer costs nothing.
+        for (url, body, attempt) in outcome.notify {
+            let status = self.notify(&url, &body).await;
+            let effects = self.step(Vec::new(), Input::NotifyResult { attempt, status });
+            self.apply(effects).await.map_err(|StorageFailed(e)| e)?;
+        }
         Response::empty()
     }
 
@@ -473,9 +475,45 @@ impl JobRoom {
                     }
                 }
                 Effect::Log(entry) => emit(&entry),
+                Effect::Notify { url, body, attempt } => {
+                    outcome.notify.push((url, body, attempt));
+                }
             }
         }
         Ok(outcome)
+    }
+
+    /// One callback attempt: POST the body signed with the primary producer
+    /// secret, waiting at most the core's attempt timeout. The status, or
+    /// `None` if no answer came. Never logs the URL or the secret.
+    async fn notify(&self, url: &str, body: &str) -> Option<u16> {
+        let secret = match self.env.secret(PRODUCER_SECRET) {
+            Ok(s) => s.to_string(),
+            Err(_) => {
+                tracing::error!(event = "callback_no_secret");
+                return None;
+            }
+        };
+        let headers = worker::Headers::new();
+        let signature = callback::signature(secret.as_bytes(), runtime::now(), body);
+        headers.set("content-type", "application/json").ok()?;
+        headers.set(callback::SIGNATURE_HEADER, &signature).ok()?;
+        let mut init = worker::RequestInit::new();
+        init.with_method(worker::Method::Post)
+            .with_headers(headers)
+            .with_redirect(worker::RequestRedirect::Manual)
+            .with_body(Some(body.into()));
+        let request = worker::Request::new_with_init(url, &init).ok()?;
+        let timeout = u32::try_from(callback::ATTEMPT_TIMEOUT.0).unwrap_or(u32::MAX);
+        let signal =
+            worker::AbortSignal::from(worker::web_sys::AbortSignal::timeout_with_u32(timeout));
+        match worker::Fetch::Request(request)
+            .send_with_signal(&signal)
+            .await
+        {
+            Ok(response) => Some(response.status_code()),
+            Err(_) => None,
+        }
     }
 
     fn accept(&self, socket: SocketId, attachment: &Attachment) -> Result<WebSocket> {
@@ -536,10 +574,6 @@ fn close_internal(ws: &WebSocket) {
         Some(error.close_code().as_u16()),
         Some(error.close_reason()),
     );
-}
-
-fn var_u64(env: &Env, name: &str) -> Option<u64> {
-    env.var(name).ok()?.to_string().trim().parse().ok()
 }
 
 /// One core log line as a `tracing` event with structured fields.

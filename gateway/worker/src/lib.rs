@@ -4,6 +4,8 @@
 // `#[durable_object]` and `#[event]` generate undocumented public glue.
 #![allow(missing_docs)]
 
+pub mod body;
+pub mod config;
 pub mod guard;
 pub mod job_room;
 pub mod log;

@@ -1,7 +1,7 @@
 //! Turning the core's answers into HTTP responses: JSON body, `Retry-After`,
 //! and the CORS header for subscriber routes.
 
-use gateway_core::http::{allowed_origin, CORS_ALLOW_HEADERS, CORS_ALLOW_METHODS};
+use gateway_core::http::{CORS_ALLOW_HEADERS, CORS_ALLOW_METHODS};
 use gateway_core::room;
 use gateway_core::HttpError;
 use worker::{Env, Headers, Request, Response, Result};
@@ -52,14 +52,14 @@ pub fn error(e: &HttpError, cors: Option<&str>) -> Result<Response> {
 }
 
 /// The origin to allow for this request on a subscriber route, per
-/// `ALLOWED_ORIGINS` (default `*`).
+/// `ALLOWED_ORIGINS` (default `*`), decided by the core as the router does.
 #[must_use]
 pub fn cors_origin(req: &Request, env: &Env) -> Option<String> {
     let origin = req.headers().get("origin").ok().flatten();
-    let allowed = env
-        .var("ALLOWED_ORIGINS")
-        .map_or_else(|_| "*".to_owned(), |v| v.to_string());
-    allowed_origin(origin.as_deref(), &allowed)
+    crate::config::load(env)
+        .ok()?
+        .origins
+        .cors(origin.as_deref())
 }
 
 /// The answer to a CORS preflight.

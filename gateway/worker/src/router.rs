@@ -1,5 +1,6 @@
-//! The Worker's `fetch`: the core routes the request and runs the checks that
-//! need no job (426/400, producer secret, bearer presence, CORS); everything
+//! The Worker's `fetch`: the core checks the operator's configuration and the
+//! request's origin, routes the request and runs the checks that need no job
+//! (426/400, producer secret, bearer presence, body size, CORS); everything
 //! about a job goes to that job's room, the Durable Object named by its id.
 
 use gateway_core::http::{self, Route};
@@ -7,12 +8,10 @@ use gateway_core::protocol::parse_create_job;
 use tracing::Instrument;
 use worker::{event, Context, Env, Headers, Method, Request, RequestInit, Response, Result};
 
-use crate::{log, reply, runtime};
+use crate::{body, config, log, reply, runtime};
 
 /// The Durable Object binding (wrangler.toml).
 pub const JOB_ROOM_BINDING: &str = "JOB_ROOM";
-/// The producer secret (a Worker secret; `.dev.vars` locally).
-pub const PRODUCER_SECRET: &str = "PRODUCER_SECRET";
 /// Internal header: the id of a job being created (the body's or a new one).
 pub const JOB_ID_HEADER: &str = "x-gateway-job-id";
 /// Internal header: `scheme://host` the producer called, for `wsUrl`/`stateUrl`.
@@ -35,7 +34,18 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     .await
 }
 
-async fn handle(mut req: Request, env: &Env) -> Result<Response> {
+async fn handle(req: Request, env: &Env) -> Result<Response> {
+    // An invalid configuration refuses everything, /healthz included, so the
+    // first check after a deploy shows it.
+    let config = match config::load(env) {
+        Ok(config) => config,
+        Err(e) => return reply::error(&e, None),
+    };
+    // A browser origin that is not allowed gets no further, on any route.
+    let browser_origin = req.headers().get("origin")?;
+    if let Err(e) = config.origins.check(browser_origin.as_deref()) {
+        return reply::error(&e, None);
+    }
     // The runtime hands over a serialized WHATWG URL: the router takes the
     // path (workers-rs already split it off), the query and the origin from
     // that text rather than parsing it again.
@@ -43,16 +53,12 @@ async fn handle(mut req: Request, env: &Env) -> Result<Response> {
     let route = http::route(req.method().as_ref(), &req.path());
     let cors = route
         .answers_cors()
-        .then(|| reply::cors_origin(&req, env))
+        .then(|| config.origins.cors(browser_origin.as_deref()))
         .flatten();
     let cors = cors.as_deref();
     if route.is_producer() {
-        let secret = env
-            .secret(PRODUCER_SECRET)
-            .map(|s| s.to_string())
-            .unwrap_or_default();
         let auth = req.headers().get("authorization")?;
-        if let Err(e) = http::authorize_producer(auth.as_deref(), &secret) {
+        if let Err(e) = config.producer.authorize(auth.as_deref()) {
             return reply::error(&e, None);
         }
     }
@@ -61,7 +67,10 @@ async fn handle(mut req: Request, env: &Env) -> Result<Response> {
         Route::Preflight => reply::preflight(cors),
         Route::Refused(e) => reply::error(&e, cors),
         Route::CreateJob => {
-            let body = req.bytes().await?;
+            let body = match body::read(&req).await? {
+                Ok(body) => body,
+                Err(e) => return reply::error(&e, None),
+            };
             let create = match parse_create_job(&body) {
                 Ok(c) => c,
                 Err(e) => return reply::error(&e, None),
@@ -71,14 +80,26 @@ async fn handle(mut req: Request, env: &Env) -> Result<Response> {
             headers.set("content-type", "application/json")?;
             headers.set(JOB_ID_HEADER, &job_id)?;
             headers.set(ORIGIN_HEADER, origin(&url))?;
-            let mut init = RequestInit::new();
-            init.with_method(Method::Post)
-                .with_headers(headers)
-                .with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
-            let inner = Request::new_with_init(&url, &init)?;
+            let inner = with_body(&url, headers, &body)?;
             room(env, &job_id)?.fetch_with_request(inner).await
         }
-        Route::Events(job) | Route::Inspect(job) | Route::Revoke(job) | Route::IssueToken(job) => {
+        Route::Events(job) => {
+            if let Err(e) = body::check_declared(&req)? {
+                return reply::error(&e, None);
+            }
+            if body::declared_length(&req)?.is_some() {
+                // A declared length within the limit bounds the body: the
+                // room reads it once, straight from the request.
+                return room(env, &job)?.fetch_with_request(req).await;
+            }
+            let body = match body::read(&req).await? {
+                Ok(body) => body,
+                Err(e) => return reply::error(&e, None),
+            };
+            let inner = with_body(&url, req.headers().clone(), &body)?;
+            room(env, &job)?.fetch_with_request(inner).await
+        }
+        Route::Inspect(job) | Route::Revoke(job) | Route::IssueToken(job) => {
             room(env, &job)?.fetch_with_request(req).await
         }
         Route::Cancel(job) | Route::JobState(job) => {
@@ -95,6 +116,15 @@ async fn handle(mut req: Request, env: &Env) -> Result<Response> {
             }
         }
     }
+}
+
+/// A `POST` to `url` with `headers` and a body already read.
+fn with_body(url: &str, headers: Headers, body: &[u8]) -> Result<Request> {
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(js_sys::Uint8Array::from(body).into()));
+    Request::new_with_init(url, &init)
 }
 
 fn room(env: &Env, job_id: &str) -> Result<worker::Stub> {

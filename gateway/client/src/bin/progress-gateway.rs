@@ -4,15 +4,23 @@
 //! Exit status of `watch` and `demo`: 0 completed, 3 job failed, 4 job
 //! canceled, 5 unauthorized or revoked, 6 job not found, 7 superseded, 8 other
 //! refusal (bad request, protocol close code), 130 stopped with Ctrl-C;
-//! 1 for a local or HTTP error, 2 for a usage error.
+//! 1 for a local or HTTP error, 2 for a usage error (also plain `http://` to a
+//! host other than this machine without `--allow-plaintext`).
+//!
+//! A token or secret given as an argument is visible in `ps` and kept in the
+//! shell history: the CLI warns once (never echoing it); the environment
+//! variables `GATEWAY_TOKEN` and `PRODUCER_SECRET` are the safe way. Producer
+//! text (message, current item, error, summary) passes through
+//! [`gateway_client::printable`] before it reaches the terminal.
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use gateway_client::gateway_core::client::{FailReason, JobEnd, View};
 use gateway_client::gateway_core::protocol::{EventKind, Pipeline, ProducerEvent};
 use gateway_client::gateway_core::token::Token;
 use gateway_client::{
-    watch, CreateJobRequest, Ending, Outcome, Producer, TlsConfig, WatchEvent, WatchHandle,
-    WatchOptions,
+    printable, watch, CreateJobRequest, Ending, Endpoint, Outcome, Producer, TlsConfig, WatchEvent,
+    WatchHandle, WatchOptions,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -31,6 +39,11 @@ struct Cli {
     /// private CA or with a self-signed certificate (the Mozilla roots stay trusted).
     #[arg(long, global = true, env = "GATEWAY_CA_CERT", value_name = "PEM file")]
     ca_cert: Option<PathBuf>,
+    /// Allow plain http:// or ws:// to a host other than this machine: the
+    /// token or producer secret and every frame then cross the network
+    /// unencrypted. Loopback (localhost, 127.0.0.0/8, ::1) never needs it.
+    #[arg(long, global = true)]
+    allow_plaintext: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -107,6 +120,68 @@ enum Command {
     },
 }
 
+impl Command {
+    fn url(&self) -> &str {
+        match self {
+            Self::Watch { url, .. }
+            | Self::Create { url, .. }
+            | Self::Emit { url, .. }
+            | Self::Demo { url, .. } => url,
+        }
+    }
+
+    /// What a plaintext connection would expose.
+    fn credential(&self) -> &'static str {
+        match self {
+            Self::Watch { .. } => "the token",
+            Self::Create { .. } | Self::Emit { .. } | Self::Demo { .. } => "the producer secret",
+        }
+    }
+}
+
+/// The arguments that hold a credential, with the variable to use instead.
+const CREDENTIAL_ARGS: [(&str, &str, &str); 2] = [
+    ("token", "--token", "GATEWAY_TOKEN"),
+    ("secret", "--secret", "PRODUCER_SECRET"),
+];
+
+/// Warns (once, without the value) when a credential came from the command
+/// line, where `ps` shows it to every user and the shell history keeps it.
+fn warn_about_credential_arguments(matches: &ArgMatches) {
+    let Some((_, sub)) = matches.subcommand() else {
+        return;
+    };
+    for (id, flag, var) in CREDENTIAL_ARGS {
+        if sub.ids().any(|i| i.as_str() == id)
+            && sub.value_source(id) == Some(ValueSource::CommandLine)
+        {
+            eprintln!(
+                "progress-gateway: warning: {flag} on the command line is visible to other \
+                 users (ps) and kept in the shell history; set {var} in the environment instead"
+            );
+        }
+    }
+}
+
+/// Refuses plain `http://`/`ws://` to a host other than this machine unless
+/// `--allow-plaintext` is given. A base URL that does not parse is left to
+/// the command, which reports it.
+fn check_transport(command: &Command, allow_plaintext: bool) -> Result<(), String> {
+    let Ok(endpoint) = Endpoint::parse(command.url()) else {
+        return Ok(());
+    };
+    if endpoint.is_tls() || endpoint.is_loopback() || allow_plaintext {
+        return Ok(());
+    }
+    Err(format!(
+        "refusing unencrypted http:// or ws:// to {}: {} and every frame would cross \
+         the network in clear text. Use the gateway's https:// (or wss://) URL, or pass \
+         --allow-plaintext if the network to it is trusted",
+        printable(&endpoint.host()),
+        command.credential()
+    ))
+}
+
 fn parse_pipeline(s: &str) -> Result<Pipeline, String> {
     [
         Pipeline::BatchEnrichment,
@@ -121,6 +196,7 @@ fn parse_pipeline(s: &str) -> Result<Pipeline, String> {
 /// Exit statuses (see the module docs).
 mod exit {
     pub const ERROR: u8 = 1;
+    pub const USAGE: u8 = 2;
     pub const FAILED: u8 = 3;
     pub const CANCELED: u8 = 4;
     pub const UNAUTHORIZED: u8 = 5;
@@ -132,7 +208,13 @@ mod exit {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    warn_about_credential_arguments(&matches);
+    if let Err(e) = check_transport(&cli.command, cli.allow_plaintext) {
+        eprintln!("progress-gateway: {e}");
+        return ExitCode::from(exit::USAGE);
+    }
     let tls = match tls_config(cli.ca_cert.as_deref()) {
         Ok(tls) => tls,
         Err(e) => {
@@ -181,7 +263,8 @@ async fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("progress-gateway: {e}");
+            // Gateway error bodies are outside text too.
+            eprintln!("progress-gateway: {}", printable(&e.to_string()));
             ExitCode::from(exit::ERROR)
         }
     }
@@ -420,7 +503,7 @@ fn show(bar: &ProgressBar, view: &View) {
     bar.set_position(view.processed_count);
     let status = view.status.map_or("connecting", |s| s.as_str());
     bar.set_message(match &view.message {
-        Some(m) => format!("{status}: {m}"),
+        Some(m) => format!("{status}: {}", printable(m)),
         None => status.to_owned(),
     });
 }
@@ -483,11 +566,18 @@ fn report(outcome: &Outcome) -> u8 {
     match &outcome.ending {
         Ending::Job(JobEnd::Succeeded { summary }) => {
             println!("job completed ({counts}, last seq {last})");
-            println!("summary: {}", summary.as_deref().unwrap_or("(none)"));
+            println!(
+                "summary: {}",
+                printable(summary.as_deref().unwrap_or("(none)"))
+            );
             0
         }
         Ending::Job(JobEnd::Failed { code, message }) => {
-            println!("job failed ({counts}): {code}: {message}");
+            println!(
+                "job failed ({counts}): {}: {}",
+                printable(code),
+                printable(message)
+            );
             exit::FAILED
         }
         Ending::Job(JobEnd::Canceled) => {

@@ -5,6 +5,7 @@
 //! before the sends and the HTTP answer that depend on it, so nothing a
 //! producer was acknowledged for, and nothing a subscriber saw, can be lost.
 
+use crate::callback::{CallbackEvent, PendingNotify};
 use crate::error::{GatewayError, HttpError};
 use crate::protocol::{
     self, check_outgoing, ClientMessage, CreateJob, EventKind, Incoming, JobHeader, JobStatus,
@@ -16,6 +17,7 @@ use crate::{CloseCode, Millis};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
+mod notify;
 mod producer;
 mod record;
 mod restore;
@@ -23,6 +25,7 @@ mod sockets;
 mod timers;
 mod tokens;
 
+use notify::queue_notify;
 pub use producer::{
     MAX_CODE_BYTES, MAX_CURRENT_ITEM_BYTES, MAX_EVENTS_PER_REQUEST, MAX_MESSAGE_BYTES,
     MAX_RECORD_BYTES, MAX_SUMMARY_BYTES,
@@ -206,6 +209,14 @@ pub enum Input {
         /// Random bytes for the token.
         random: [u8; 16],
     },
+    /// The outcome of the [`Effect::Notify`] with this `attempt`.
+    NotifyResult {
+        /// The attempt it answers.
+        attempt: u32,
+        /// The HTTP status, or `None` when no answer came (network error,
+        /// timeout). Any 2xx ends the notification.
+        status: Option<u16>,
+    },
     /// The alarm fired.
     Alarm {
         /// Time of each socket's last runtime-answered ping.
@@ -311,6 +322,20 @@ pub enum Effect {
     Forget,
     /// Set (or, with `None`, delete) the one alarm.
     SetAlarm(Option<Millis>),
+    /// POST `body` (JSON) to the producer's callback `url`, signed with
+    /// [`crate::callback::signature`] in the
+    /// [`crate::callback::SIGNATURE_HEADER`], waiting at most
+    /// [`crate::callback::ATTEMPT_TIMEOUT`]; then feed back
+    /// [`Input::NotifyResult`]. Never await it before other work: the
+    /// room has already written when to retry. Never log `url`.
+    Notify {
+        /// The callback URL.
+        url: String,
+        /// The JSON body.
+        body: String,
+        /// Which attempt this is (1-based).
+        attempt: u32,
+    },
     /// Log.
     Log(Log),
 }
@@ -406,11 +431,18 @@ impl Room {
                 }));
             }
             Input::Inspect => out.push(Effect::Respond(match self.job_or_404() {
-                Ok(job) => ok(200, &inspect_json(job)),
+                Ok(job) => Response {
+                    status: 200,
+                    body: inspect_json(job),
+                    retry_after: None,
+                },
                 Err(e) => e.into(),
             })),
             Input::Revoke => self.revoke(now, &mut out),
             Input::IssueToken { random } => self.issue_token(now, random, &mut out),
+            Input::NotifyResult { attempt, status } => {
+                self.notify_result(now, attempt, status, &mut out);
+            }
             Input::Alarm { pings, random } => {
                 // The runtime's alarm is spent once it fires, due timers or not.
                 self.alarm = None;

@@ -59,6 +59,8 @@ impl Room {
             tokens,
             applied: VecDeque::new(),
             next_socket: 0,
+            callback_url: req.callback_url.clone(),
+            notify: None,
         };
         let ws_origin = origin
             .replacen("https://", "wss://", 1)
@@ -190,6 +192,7 @@ impl Room {
         }
         job.phase = Phase::Canceled { at: now };
         job.updated_at = now;
+        queue_notify(job, CallbackEvent::Canceled, now);
         self.persist_update(now, true, out);
         let ids: Vec<SocketId> = self.sockets.keys().copied().collect();
         for id in ids {

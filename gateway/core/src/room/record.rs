@@ -120,6 +120,12 @@ pub struct JobRecord {
     pub applied: VecDeque<(String, Seq)>,
     /// Next socket id to hand out.
     pub next_socket: u64,
+    /// The producer's callback URL, if it gave one (never logged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
+    /// A callback notification not yet acknowledged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<PendingNotify>,
 }
 
 impl JobRecord {
@@ -185,12 +191,20 @@ pub struct Attachment {
     pub token_expires_at: Option<Millis>,
 }
 
-pub(super) fn inspect_json(job: &JobRecord) -> serde_json::Value {
+/// The producer's view of the job; a summary is the exact text it sent.
+pub(super) fn inspect_json(job: &JobRecord) -> String {
+    #[derive(Serialize)]
+    struct Completed<'a> {
+        #[serde(flatten)]
+        state: &'a serde_json::Value,
+        result: Summary<'a>,
+    }
+    #[derive(Serialize)]
+    struct Summary<'a> {
+        summary: Option<&'a serde_json::value::RawValue>,
+    }
     let mut v = job.state_json();
     let result = match &job.phase {
-        Phase::Completed { summary, .. } => serde_json::json!({
-            "summary": serde_json::from_str::<serde_json::Value>(summary).unwrap_or(serde_json::Value::Null)
-        }),
         Phase::Failed { code, message, .. } => {
             serde_json::json!({"error": {"code": code, "message": message}})
         }
@@ -208,5 +222,20 @@ pub(super) fn inspect_json(job: &JobRecord) -> serde_json::Value {
         o.insert("currentItem".into(), job.current_item.clone().into());
         o.insert("message".into(), job.message.clone().into());
     }
-    v
+    match &job.phase {
+        Phase::Completed { summary, .. } => {
+            if let Some(o) = v.as_object_mut() {
+                o.remove("result");
+            }
+            let body = Completed {
+                state: &v,
+                result: Summary {
+                    summary: serde_json::from_str(summary).ok(),
+                },
+            };
+            // Serializing a JSON object and valid raw JSON cannot fail.
+            serde_json::to_string(&body).unwrap_or_default()
+        }
+        _ => v.to_string(),
+    }
 }

@@ -33,6 +33,7 @@ impl Room {
                 Timer::Cleanup => self.cleanup(now, out),
                 Timer::TokenRefresh => self.refresh_token(now, random, out),
                 Timer::IdleSweep => self.sweep(now, out),
+                Timer::Notify => self.notify(now, out),
             }
         }
     }
@@ -61,6 +62,7 @@ impl Room {
         };
         job.seq = job.seq.next();
         job.updated_at = now;
+        queue_notify(job, CallbackEvent::Expired, now);
         let (header, seq) = (job.header(), job.seq);
         self.persist_update(now, true, out);
         let ids: Vec<SocketId> = self.sockets.keys().copied().collect();
@@ -136,6 +138,10 @@ impl Room {
                         self.timers.set(Timer::IdleSweep, oldest.plus(within));
                     }
                     None => self.timers.clear(Timer::IdleSweep),
+                }
+                match &job.notify {
+                    Some(n) => self.timers.set(Timer::Notify, n.due),
+                    None => self.timers.clear(Timer::Notify),
                 }
                 let since = job.phase.ended_at().unwrap_or(job.updated_at);
                 self.timers

@@ -1,6 +1,7 @@
 //! Tokens: checking them, and handing out new ones (refresh timer, producer).
 
 use super::*;
+use crate::token::{TooManyTokens, MAX_PRODUCER_TOKENS};
 
 impl Room {
     pub(super) fn authorize(&self, token: &str, now: Millis) -> Result<(), HttpError> {
@@ -13,32 +14,48 @@ impl Room {
         }
     }
 
-    /// A new token on the producer's request (e.g. after a revoke).
+    /// A new token on the producer's request (e.g. after a revoke): valid
+    /// until it expires or a revoke, and sent to nobody but the producer.
     pub(super) fn issue_token(&mut self, now: Millis, random: [u8; 16], out: &mut Vec<Effect>) {
-        let Some((token, expires_at)) = self.hand_out_token(now, random, out) else {
+        let Some(job) = self.job.as_mut() else {
             return out.push(Effect::Respond(HttpError::job_not_found().into()));
         };
-        let job_id = self.job.as_ref().map(|j| j.job_id.clone());
+        let (token, expires_at) = match job.tokens.issue_for_producer(now, random) {
+            Ok(issued) => issued,
+            Err(TooManyTokens { slot_free_at }) => {
+                let mut e = HttpError::new(
+                    429,
+                    "too_many_tokens",
+                    format!(
+                        "{MAX_PRODUCER_TOKENS} issued tokens of this job are still valid; \
+                         reuse one, revoke them all, or retry when the first expires"
+                    ),
+                );
+                e.retry_after = Some(slot_free_at.minus(now).ceil_secs().max(1));
+                return out.push(Effect::Respond(e.into()));
+            }
+        };
         let body = serde_json::json!({
-            "jobId": job_id,
+            "jobId": job.job_id,
             "token": token.expose(),
             "expiresAt": expires_at.0,
         });
+        self.persist_update(now, true, out);
         out.push(Effect::Respond(ok(202, &body)));
     }
 
     pub(super) fn refresh_token(&mut self, now: Millis, random: [u8; 16], out: &mut Vec<Effect>) {
         let Some(job) = self.job.as_ref() else { return };
-        if job.tokens.issued.is_empty() || job.phase.status().is_terminal() {
+        if job.tokens.is_empty() || job.phase.status().is_terminal() {
             return; // revoked tokens stay revoked; ended jobs need no new ones
         }
         self.hand_out_token(now, random, out);
         out.push(log(Level::Info, "token_refreshed", None));
     }
 
-    /// Issues a token, writes it (as a hash), and sends it to every live socket
-    /// as `token_refresh`, so none is left holding only a dropped or expiring
-    /// token. `None` if there is no job.
+    /// Issues the lineage's next token, writes it (as a hash), and sends it to
+    /// every live socket as `token_refresh`, so none is left holding only a
+    /// dropped or expiring token. `None` if there is no job.
     pub(super) fn hand_out_token(
         &mut self,
         now: Millis,
