@@ -3,7 +3,8 @@
 # idempotently): each mutant is a small bug put into a production file; a test
 # must fail for it. See docs/TESTING.md.
 #   scripts/mutants.sh full            the campaign: every production file of
-#                                      the core (not sim, fuzzing, invariants),
+#                                      the core (the test machinery is the
+#                                      separate crate gateway/sim),
 #                                      checked by gateway-core's and
 #                                      gateway-client's tests (about an hour)
 #   scripts/mutants.sh ci              what CI runs: the mutants of the lines
@@ -92,7 +93,8 @@ shift || true
 case "$mode" in
   full)
     install
-    # The files excluded here (test machinery) are listed in .cargo/mutants.toml.
+    # The test machinery (gateway/sim) is another package: never mutated,
+    # but its scenario users in gateway/core/tests run against each mutant.
     run --test-package gateway-core --test-package gateway-client \
       --cargo-test-arg=--lib --cargo-test-arg=--tests "$@"
     ;;
@@ -142,7 +144,7 @@ case "$mode" in
     log "every mutant caught or accepted"
     ;;
   *)
-    sed -n '2,17p' "$0" >&2
+    sed -n '2,18p' "$0" >&2
     exit 64
     ;;
 esac

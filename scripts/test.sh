@@ -21,7 +21,7 @@ cargo fmt --all --check
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
-cargo clippy -p gateway-core --all-targets --features fuzzing -- -D warnings
+cargo clippy -p gateway-sim --all-targets --features fuzzing -- -D warnings
 
 step "the core stays sans-IO: no worker, tokio or wasm in gateway-core's dependencies"
 if cargo tree -p gateway-core -e normal --prefix none | grep -E '^(worker|tokio|wasm-bindgen|js-sys)[ -]'; then

@@ -1,3 +1,3 @@
 //! Close-code round trip.
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| gateway_core::fuzzing::close_code(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| gateway_sim::fuzzing::close_code(data));

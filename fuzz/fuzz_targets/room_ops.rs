@@ -1,3 +1,3 @@
 //! Scripts of room operations in the simulation, invariants after every step.
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| gateway_core::fuzzing::room_ops(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| gateway_sim::fuzzing::room_ops(data));

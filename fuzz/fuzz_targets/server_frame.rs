@@ -1,3 +1,3 @@
 //! Server envelopes as the client decodes them (SPEC §2).
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| gateway_core::fuzzing::server_frame(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| gateway_sim::fuzzing::server_frame(data));

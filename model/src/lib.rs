@@ -1,6 +1,6 @@
 //! A stateright model check of SPEC §7 on the real gateway core.
 //!
-//! The model drives [`gateway_core::sim::Sim`] (the room, the runtime that
+//! The model drives [`gateway_sim::Sim`] (the room, the runtime that
 //! holds sockets across evictions, the network and the subscriber machines)
 //! and lets the checker choose every environment step within [`Bounds`]. It
 //! never decides anything about the protocol itself: see `docs/MODEL.md`.
@@ -12,7 +12,7 @@ pub mod trace;
 pub use config::{Bounds, Ending, Policy};
 pub use model::{Action, GatewayModel, GatewayState, Situation};
 
-use gateway_core::invariants::Invariant;
+use gateway_sim::invariants::Invariant;
 use stateright::{Checker, Model};
 use std::time::{Duration, Instant};
 

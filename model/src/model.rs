@@ -2,15 +2,15 @@
 //! machines) driven by an environment that picks, at every step, which
 //! in-flight packet arrives, whether a fault happens, and when time moves.
 //! Every decision is the core's; the model only chooses inputs, and every
-//! property is read off [`gateway_core::invariants`] as the harness checks it.
+//! property is read off [`gateway_sim::invariants`] as the harness checks it.
 
 use crate::config::{Bounds, Ending, Policy};
 use gateway_core::client;
-use gateway_core::invariants::{self, Invariant};
 use gateway_core::protocol::ServerMessage;
 use gateway_core::room::SocketId;
-use gateway_core::sim::{Packet, Sim, SimStats};
 use gateway_core::Millis;
+use gateway_sim::invariants::{self, Invariant};
+use gateway_sim::{Packet, Sim, SimStats};
 use stateright::{Model, Property};
 
 /// Timers further away than this are the 24 h cleanup, never woken to.

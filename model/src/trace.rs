@@ -6,8 +6,8 @@
 use crate::model::{compact_logs, Action, Channel, GatewayModel, GatewayState, START};
 use gateway_core::client::{FailReason, JobEnd, State};
 use gateway_core::protocol::{self, ServerMessage};
-use gateway_core::sim::Packet;
 use gateway_core::Millis;
+use gateway_sim::Packet;
 use std::fmt::Write as _;
 
 /// One step of a trace.

@@ -1,8 +1,8 @@
 //! Pins the model: its size, that the production policy keeps every SPEC §7
 //! invariant, and that each rejected seed behaviour is caught.
 
-use gateway_core::invariants::Invariant;
 use gateway_core::room::{SocketId, SOCKET_IDS_PER_MS};
+use gateway_sim::invariants::Invariant;
 use model::model::{compact, Channel, ProducerEvent};
 use model::{check, Action, Bounds, GatewayModel, GatewayState, Outcome, Policy, Situation};
 use stateright::Model;

@@ -5,8 +5,8 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use gateway_core::protocol::{parse_client_frame, Incoming, Seq};
 use gateway_core::room::{Effect, Input, Room, RoomConfig, Upgrade};
-use gateway_core::sim::Sim;
 use gateway_core::Millis;
+use gateway_sim::Sim;
 use std::hint::black_box;
 
 const T0: Millis = Millis(1_763_000_000_000);

@@ -3,7 +3,9 @@
 //! Everything here is pure: time arrives as [`Millis`], randomness as bytes
 //! inside inputs, and every decision leaves as an effect. The Cloudflare Worker,
 //! the stateright model, the fuzz targets and the Rust client all drive these
-//! machines unchanged; none of them decides anything about the protocol.
+//! machines unchanged; none of them decides anything about the protocol. The
+//! test machinery (simulation, invariants, fuzz entry points) lives in the
+//! `gateway-sim` crate.
 #![cfg_attr(
     not(test),
     deny(
@@ -21,13 +23,9 @@ pub mod close_code;
 pub mod config;
 pub mod entropy;
 pub mod error;
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
 pub mod http;
-pub mod invariants;
 pub mod protocol;
 pub mod room;
-pub mod sim;
 pub mod strict_json;
 pub mod time;
 pub mod timer;

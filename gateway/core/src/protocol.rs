@@ -61,7 +61,6 @@ impl Seq {
 /// The kind of job (seed 003).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 pub enum Pipeline {
     /// Book enrichment batches.
     BatchEnrichment,

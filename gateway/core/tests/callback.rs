@@ -7,8 +7,8 @@ use gateway_core::callback::{self, CallbackBody, CallbackEvent};
 use gateway_core::client::{Input as ClientInput, JobEnd, State};
 use gateway_core::protocol::parse_create_job;
 use gateway_core::room::{Input, RoomConfig};
-use gateway_core::sim::{NotifyAnswer, Sim, HIBERNATE_AFTER};
 use gateway_core::Millis;
+use gateway_sim::{NotifyAnswer, Sim, HIBERNATE_AFTER};
 use serde_json::json;
 
 const T0: Millis = Millis(1_763_000_000_000);
@@ -62,14 +62,14 @@ fn a_cancel_frame_notifies_once_after_the_sockets_closed() {
     assert_eq!(
         body(&s, 0),
         CallbackBody {
-            job_id: gateway_core::sim::JOB_ID.into(),
+            job_id: gateway_sim::JOB_ID.into(),
             event: CallbackEvent::Canceled,
             at,
         }
     );
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&s.notifies[0].body).unwrap(),
-        json!({"jobId": gateway_core::sim::JOB_ID, "event": "canceled", "at": at.0})
+        json!({"jobId": gateway_sim::JOB_ID, "event": "canceled", "at": at.0})
     );
     assert_eq!(s.job().unwrap().notify, None, "a 2xx ends it");
     assert_eq!(s.storage.as_ref().unwrap().notify, None);

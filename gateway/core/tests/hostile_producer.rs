@@ -7,9 +7,9 @@ use gateway_core::client::{JobEnd, State};
 use gateway_core::protocol::{JobStatus, Seq};
 use gateway_core::room::Response;
 use gateway_core::room::{Input, JobRecord, Phase, RoomConfig};
-use gateway_core::sim::Sim;
 use gateway_core::token::Token;
 use gateway_core::{CloseCode, Millis};
+use gateway_sim::Sim;
 use serde_json::{json, Value};
 
 const T0: Millis = Millis(1_763_000_000_000);

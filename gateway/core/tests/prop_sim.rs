@@ -1,14 +1,14 @@
 //! Random sequences of room and client operations in the simulation
-//! (`gateway_core::sim`): after every step no invariant of SPEC §7 is broken
+//! (`gateway_sim`): after every step no invariant of SPEC §7 is broken
 //! (`sim.violations` stays empty), and once the job is over and the network
 //! heals every started subscriber finishes. Bounded (96 cases of ≤ 40 steps);
 //! the `room_ops` fuzz target runs the same idea much longer.
 
 use gateway_core::client::{self, State};
 use gateway_core::room::{Input, RoomConfig, WireFrame};
-use gateway_core::sim::{Packet, Sim};
 use gateway_core::token::Token;
 use gateway_core::Millis;
+use gateway_sim::{Packet, Sim};
 use proptest::prelude::*;
 use proptest::test_runner::{RngSeed, TestCaseError};
 
@@ -160,7 +160,7 @@ fn step(sim: &mut Sim, op: &Op) {
     }
 }
 
-fn done(c: &gateway_core::sim::SimClient) -> bool {
+fn done(c: &gateway_sim::SimClient) -> bool {
     c.machine.is_finished() || c.machine.state() == &State::Idle
 }
 

@@ -4,14 +4,14 @@
 //! all invariants by the harness (`Sim::violations`).
 
 use gateway_core::client::{FailReason, JobEnd, State};
-use gateway_core::invariants::Invariant;
 use gateway_core::protocol::{JobStatus, Seq, ServerMessage};
 use gateway_core::room::{
     Effect, Input, PersistPolicy, RoomConfig, SocketId, SupersedePolicy, WireFrame,
 };
-use gateway_core::sim::{Packet, Sim};
 use gateway_core::token::Token;
 use gateway_core::{CloseCode, Millis};
+use gateway_sim::invariants::Invariant;
+use gateway_sim::{Packet, Sim};
 
 const T0: Millis = Millis(1_763_000_000_000);
 

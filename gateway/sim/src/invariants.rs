@@ -2,9 +2,9 @@
 //! scenario tests, the property tests, the fuzz targets and the model check
 //! exactly the same thing.
 
-use crate::protocol::{JobStatus, Seq, ServerFrame, ServerMessage};
-use crate::room::Room;
-use crate::{CloseCode, Millis};
+use gateway_core::protocol::{JobStatus, Seq, ServerFrame, ServerMessage};
+use gateway_core::room::Room;
+use gateway_core::{CloseCode, Millis};
 use std::collections::BTreeMap;
 
 /// The invariants, numbered as in SPEC §7.

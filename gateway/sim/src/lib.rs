@@ -1,3 +1,9 @@
+//! Test machinery of the progress gateway, kept out of the production core
+//! (as rustls keeps its test support in a crate of its own): the simulation
+//! below, the SPEC §7 invariants it checks ([`invariants`]) and, behind the
+//! `fuzzing` feature, the entry points and script languages of the cargo-fuzz
+//! targets (`fuzzing`). It drives `gateway-core` through its public API only.
+//!
 //! A deterministic simulation of one room, several clients and the network
 //! between them, on a virtual clock (after quinn-proto's `Pair`). It plays the
 //! Durable Object runtime's part: it hibernates the room whenever
@@ -9,19 +15,23 @@
 //! [`crate::invariants`]; a violation panics unless the simulation was made
 //! with [`Sim::recording`] (the model and the seed-policy tests).
 
-use crate::client::{self, Client, ClientConfig};
-use crate::entropy::Entropy;
-use crate::invariants::{self, SocketLog, SubscriberWatch, Violation};
-use crate::protocol::{
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+pub mod invariants;
+
+use crate::invariants::{SocketLog, SubscriberWatch, Violation};
+use gateway_core::client::{self, Client, ClientConfig};
+use gateway_core::entropy::Entropy;
+use gateway_core::protocol::{
     self, CreateJob, Pipeline, Seq, DEFAULT_TTL_SECS, LITERAL_PING, LITERAL_PONG,
 };
-use crate::room::{
+use gateway_core::room::{
     self, Attachment, Effect, Input, JobRecord, Kept, KeptSocket, Response, Room, RoomConfig,
     SocketId, WireFrame,
 };
-use crate::timer::Timer;
-use crate::token::Token;
-use crate::{CloseCode, Millis};
+use gateway_core::timer::Timer;
+use gateway_core::token::Token;
+use gateway_core::{CloseCode, Millis};
 use std::collections::{BTreeMap, VecDeque};
 
 /// The job id every simulation uses.
