@@ -344,23 +344,80 @@ pub enum Effect {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Room {
     config: RoomConfig,
-    job: Option<JobRecord>,
-    sockets: BTreeMap<SocketId, Subscriber>,
+    /// The job and all that exists only while it does; `None` holds no
+    /// socket and no timer.
+    live: Option<Live>,
+    /// An upgrade waiting for the runtime's accept. Kept beside the job, not
+    /// in it: the runtime's request outlives a job forgotten meanwhile, and
+    /// its `AcceptFailed` is still answered.
     pending: Option<PendingAccept>,
-    timers: Timers,
+    /// The alarm the runtime has set (it exists with or without a job).
     alarm: Option<Millis>,
-    /// Updates not yet written (seed throttle only).
-    unpersisted: u32,
-    last_persist: Millis,
     /// The job's seq when the current input began.
     seq_at_input: Seq,
 }
+
+/// A job and what exists only while it does.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Live {
+    record: JobRecord,
+    sockets: BTreeMap<SocketId, Subscriber>,
+    timers: Timers,
+    throttle: Throttle,
+}
+
+/// The seed's write throttle ([`PersistPolicy::SeedThrottled`]): what it
+/// counts since the last write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Throttle {
+    /// Updates not yet written.
+    unpersisted: u32,
+    last_persist: Millis,
+}
+
+impl Live {
+    /// A job just written (created, or read back from storage) at `now`.
+    fn new(record: JobRecord, now: Millis) -> Self {
+        Self {
+            record,
+            sockets: BTreeMap::new(),
+            timers: Timers::default(),
+            throttle: Throttle {
+                unpersisted: 0,
+                last_persist: now,
+            },
+        }
+    }
+}
+
+/// The sockets of a room without a job.
+static NO_SOCKETS: BTreeMap<SocketId, Subscriber> = BTreeMap::new();
 
 impl Room {
     /// The job, if one exists.
     #[must_use]
     pub const fn job(&self) -> Option<&JobRecord> {
-        self.job.as_ref()
+        match &self.live {
+            Some(live) => Some(&live.record),
+            None => None,
+        }
+    }
+
+    fn job_mut(&mut self) -> Option<&mut JobRecord> {
+        self.live.as_mut().map(|l| &mut l.record)
+    }
+
+    /// The live sockets (none without a job).
+    fn sockets(&self) -> &BTreeMap<SocketId, Subscriber> {
+        self.live.as_ref().map_or(&NO_SOCKETS, |l| &l.sockets)
+    }
+
+    fn socket_mut(&mut self, socket: SocketId) -> Option<&mut Subscriber> {
+        self.live.as_mut()?.sockets.get_mut(&socket)
+    }
+
+    fn remove_socket(&mut self, socket: SocketId) -> Option<Subscriber> {
+        self.live.as_mut()?.sockets.remove(&socket)
     }
 
     /// The config.
@@ -371,7 +428,7 @@ impl Room {
 
     /// Live sockets and their client ids.
     pub fn live_sockets(&self) -> impl Iterator<Item = (SocketId, Option<&str>)> {
-        self.sockets
+        self.sockets()
             .iter()
             .map(|(id, s)| (*id, s.attachment.client_id.as_deref()))
     }
@@ -379,13 +436,13 @@ impl Room {
     /// When a timer fires, if armed.
     #[must_use]
     pub fn timer(&self, t: Timer) -> Option<Millis> {
-        self.timers.get(t)
+        self.live.as_ref().and_then(|l| l.timers.get(t))
     }
 
     /// The one entry point.
     pub fn handle(&mut self, now: Millis, input: Input) -> Vec<Effect> {
         let mut out = Vec::new();
-        self.seq_at_input = self.job.as_ref().map_or(Seq(0), |j| j.seq);
+        self.seq_at_input = self.job().map_or(Seq(0), |j| j.seq);
         match input {
             Input::Create {
                 request,
@@ -409,7 +466,7 @@ impl Room {
             }
             Input::Frame { socket, frame } => self.frame(now, socket, &frame, &mut out),
             Input::Closed { socket } => {
-                if self.sockets.remove(&socket).is_some() {
+                if self.remove_socket(socket).is_some() {
                     out.push(log(Level::Info, "socket_closed", Some(socket)));
                 }
             }
@@ -455,36 +512,40 @@ impl Room {
     }
 
     fn job_or_404(&self) -> Result<&JobRecord, HttpError> {
-        self.job.as_ref().ok_or_else(HttpError::job_not_found)
+        self.job().ok_or_else(HttpError::job_not_found)
     }
 
     // --- lifecycle ---------------------------------------------------------
 
     // --- output helpers ----------------------------------------------------
 
-    fn persist_now(&mut self, now: Millis, job: &JobRecord, out: &mut Vec<Effect>) {
-        self.unpersisted = 0;
-        self.last_persist = now;
-        out.push(Effect::Persist(job.clone()));
-    }
-
     /// Writes the job according to the persist policy; `force` for changes the
     /// seed also wrote at once (terminal events, tokens).
     fn persist_update(&mut self, now: Millis, force: bool, out: &mut Vec<Effect>) {
-        let Some(job) = self.job.as_mut() else { return };
+        let Some(Live {
+            record: job,
+            throttle,
+            ..
+        }) = self.live.as_mut()
+        else {
+            return;
+        };
         let write = match self.config.persist {
             PersistPolicy::EveryRequest => true,
             PersistPolicy::SeedThrottled { every, interval } => {
-                self.unpersisted += 1;
-                force || self.unpersisted >= every || now.minus(self.last_persist) >= interval
+                throttle.unpersisted += 1;
+                force
+                    || throttle.unpersisted >= every
+                    || now.minus(throttle.last_persist) >= interval
             }
         };
         if write {
             // Inputs run one at a time and each finishes its sends, so every
             // event from before this input has been fanned out.
             job.delivered = job.delivered.max(self.seq_at_input);
-            let job = job.clone();
-            self.persist_now(now, &job, out);
+            throttle.unpersisted = 0;
+            throttle.last_persist = now;
+            out.push(Effect::Persist(job.clone()));
         }
     }
 
@@ -552,12 +613,12 @@ impl Room {
     }
 
     fn close(&mut self, socket: SocketId, code: CloseCode, reason: &str, out: &mut Vec<Effect>) {
-        self.sockets.remove(&socket);
+        self.remove_socket(socket);
         out.push(Effect::Log(Log {
             level: Level::Info,
             event: "socket_closing",
             socket: Some(socket),
-            seq: self.job.as_ref().map(|j| j.seq),
+            seq: self.job().map(|j| j.seq),
             close_code: Some(code),
             value: None,
         }));

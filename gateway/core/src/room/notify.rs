@@ -30,7 +30,7 @@ impl Room {
     /// notification when every attempt was spent (the last one's answer was
     /// lost with the instance).
     pub(super) fn notify(&mut self, now: Millis, out: &mut Vec<Effect>) {
-        let Some(job) = self.job.as_mut() else { return };
+        let Some(job) = self.job_mut() else { return };
         let (Some(url), Some(n)) = (job.callback_url.clone(), job.notify.as_mut()) else {
             return;
         };
@@ -68,7 +68,7 @@ impl Room {
         status: Option<u16>,
         out: &mut Vec<Effect>,
     ) {
-        let Some(job) = self.job.as_mut() else { return };
+        let Some(job) = self.job_mut() else { return };
         let Some(n) = job.notify.as_mut().filter(|n| n.attempts == attempt) else {
             return;
         };

@@ -30,7 +30,7 @@ impl Room {
         origin: &str,
         out: &mut Vec<Effect>,
     ) {
-        if self.job.is_some() {
+        if self.live.is_some() {
             out.push(Effect::Respond(
                 HttpError::new(
                     409,
@@ -72,8 +72,8 @@ impl Room {
             "wsUrl": format!("{ws_origin}/ws/progress?jobId={}", job.job_id),
             "stateUrl": format!("{origin}/api/job-state/{}", job.job_id),
         });
-        self.persist_now(now, &job, out);
-        self.job = Some(job);
+        out.push(Effect::Persist(job.clone()));
+        self.live = Some(Live::new(job, now));
         out.push(Effect::Respond(ok(202, &body)));
     }
 
@@ -168,9 +168,11 @@ impl Room {
         check_record_size(&next)?;
         let terminal = next.phase.terminal().map(|(_, code)| code);
         let seq = next.seq;
-        self.job = Some(next);
+        if let Some(job) = self.job_mut() {
+            *job = next;
+        }
         self.persist_update(now, terminal.is_some(), out);
-        let ids: Vec<SocketId> = self.sockets.keys().copied().collect();
+        let ids: Vec<SocketId> = self.sockets().keys().copied().collect();
         for (seq, msg) in &fanout {
             self.broadcast(now, &header, &ids, Some(*seq), msg, out);
         }
@@ -185,7 +187,7 @@ impl Room {
     }
 
     pub(super) fn cancel(&mut self, now: Millis, out: &mut Vec<Effect>) -> Result<(), HttpError> {
-        let job = self.job.as_mut().ok_or_else(HttpError::job_not_found)?;
+        let job = self.job_mut().ok_or_else(HttpError::job_not_found)?;
         let status = job.phase.status();
         if status.is_terminal() {
             return Err(HttpError::job_ended(status));
@@ -194,7 +196,7 @@ impl Room {
         job.updated_at = now;
         queue_notify(job, CallbackEvent::Canceled, now);
         self.persist_update(now, true, out);
-        let ids: Vec<SocketId> = self.sockets.keys().copied().collect();
+        let ids: Vec<SocketId> = self.sockets().keys().copied().collect();
         for id in ids {
             self.close(id, CloseCode::Canceled, "job canceled", out);
         }
@@ -202,13 +204,13 @@ impl Room {
     }
 
     pub(super) fn revoke(&mut self, now: Millis, out: &mut Vec<Effect>) {
-        let Some(job) = self.job.as_mut() else {
+        let Some(job) = self.job_mut() else {
             return out.push(Effect::Respond(HttpError::job_not_found().into()));
         };
         job.tokens.revoke_all();
         job.updated_at = now;
         self.persist_update(now, true, out);
-        let ids: Vec<SocketId> = self.sockets.keys().copied().collect();
+        let ids: Vec<SocketId> = self.sockets().keys().copied().collect();
         for id in ids {
             let e = GatewayError::Revoked;
             self.close(id, e.close_code(), &e.close_reason(), out);

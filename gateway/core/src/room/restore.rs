@@ -36,13 +36,9 @@ impl Room {
     pub fn restore(config: RoomConfig, now: Millis, kept: Kept) -> (Self, Vec<Effect>) {
         let mut room = Self {
             config,
-            job: None,
-            sockets: BTreeMap::new(),
+            live: None,
             pending: None,
-            timers: Timers::default(),
             alarm: kept.alarm,
-            unpersisted: 0,
-            last_persist: now,
             seq_at_input: Seq(0),
         };
         let mut out = Vec::new();
@@ -61,6 +57,7 @@ impl Room {
                 *at = legacy;
             }
         }
+        let mut sockets = BTreeMap::new();
         for s in kept.sockets {
             let a = s.attachment;
             job.next_socket = job.next_socket.max(a.socket.0.saturating_add(1));
@@ -69,7 +66,7 @@ impl Room {
                 .into_iter()
                 .chain(s.last_auto_response)
                 .fold(a.connected_at, Millis::max);
-            room.sockets.insert(
+            sockets.insert(
                 a.socket,
                 Subscriber {
                     attachment: a,
@@ -82,11 +79,14 @@ impl Room {
         let behind = job.delivered < seq;
         job.delivered = seq;
         room.seq_at_input = seq;
-        room.job = Some(job);
+        room.live = Some(Live {
+            sockets,
+            ..Live::new(job, now)
+        });
         if behind {
             // Evicted between a write and its fan-out: the sockets may have
             // missed events, so they get the catch-up a new socket would.
-            let ids: Vec<SocketId> = room.sockets.keys().copied().collect();
+            let ids: Vec<SocketId> = room.sockets().keys().copied().collect();
             for id in ids {
                 room.catch_up(now, id, None, &mut out);
             }

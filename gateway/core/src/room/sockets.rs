@@ -38,7 +38,7 @@ impl Room {
             }));
             out.push(Effect::Respond(e.into()));
         };
-        let Some(job) = &self.job else {
+        let Some(job) = self.job() else {
             return refuse(out, HttpError::job_not_found());
         };
         let Verdict::Valid(token_expires_at) = job.tokens.verify(&up.token, now) else {
@@ -64,7 +64,7 @@ impl Room {
             e.retry_after = Some(self.config.retry_after.ceil_secs());
             return refuse(out, e);
         }
-        let Some(job) = &mut self.job else { return };
+        let Some(job) = self.job_mut() else { return };
         // Ids grow with the clock as well as the counter, so a room restored from
         // a record older than its last accept never hands out a live id again.
         let socket = SocketId(job.next_socket.max(now.0.saturating_mul(SOCKET_IDS_PER_MS)));
@@ -88,12 +88,12 @@ impl Room {
     /// Sockets that count against the cap for a new socket of `client_id`
     /// (its own older socket is about to be replaced).
     pub(super) fn others(&self, client_id: Option<&str>) -> usize {
-        self.sockets.len() - usize::from(self.socket_of(client_id).is_some())
+        self.sockets().len() - usize::from(self.socket_of(client_id).is_some())
     }
 
     pub(super) fn socket_of(&self, client_id: Option<&str>) -> Option<SocketId> {
         let cid = client_id?;
-        self.sockets
+        self.sockets()
             .iter()
             .find(|(_, s)| s.attachment.client_id.as_deref() == Some(cid))
             .map(|(id, _)| *id)
@@ -106,11 +106,11 @@ impl Room {
             // Not an accept this room asked for.
             return out.push(close(socket, &GatewayError::Internal));
         };
-        if self.job.is_none() {
+        if self.live.is_none() {
             return out.push(close(socket, &GatewayError::Internal));
         }
         if let Some(old) = self.socket_of(pending.attachment.client_id.as_deref()) {
-            self.sockets.remove(&old);
+            self.remove_socket(old);
             let (code, reason) = match self.config.supersede {
                 SupersedePolicy::Spec => (
                     GatewayError::Superseded.close_code(),
@@ -135,14 +135,16 @@ impl Room {
             });
         }
         out.push(log(Level::Info, "socket_accepted", Some(socket)));
-        self.sockets.insert(
-            socket,
-            Subscriber {
-                attachment: pending.attachment,
-                last_active: now,
-                recent: VecDeque::new(),
-            },
-        );
+        if let Some(live) = &mut self.live {
+            live.sockets.insert(
+                socket,
+                Subscriber {
+                    attachment: pending.attachment,
+                    last_active: now,
+                    recent: VecDeque::new(),
+                },
+            );
+        }
         self.catch_up(now, socket, pending.last_seq, out);
     }
 
@@ -154,7 +156,7 @@ impl Room {
         last_seq: Option<Seq>,
         out: &mut Vec<Effect>,
     ) {
-        let Some(job) = &self.job else { return };
+        let Some(job) = self.job() else { return };
         let header = job.header();
         let snapshot = ServerMessage::Snapshot {
             resumed: last_seq.is_some(),
@@ -182,7 +184,7 @@ impl Room {
     ) {
         let window = self.config.rate_window;
         let limit = self.config.rate_limit;
-        let Some(sub) = self.sockets.get_mut(&socket) else {
+        let Some(sub) = self.socket_mut(socket) else {
             return;
         };
         sub.last_active = now;
@@ -204,7 +206,7 @@ impl Room {
             WireFrame::Text(t) => Incoming::Text(t),
             WireFrame::Binary(n) => Incoming::Binary(*n),
         });
-        let Some(header) = self.job.as_ref().map(JobRecord::header) else {
+        let Some(header) = self.job().map(JobRecord::header) else {
             return self.close(socket, CloseCode::InternalError, "job not found", out);
         };
         match parsed {

@@ -11,10 +11,14 @@ const JOB_EXPIRED_MESSAGE: &str =
 
 impl Room {
     pub(super) fn alarm(&mut self, now: Millis, random: [u8; 16], out: &mut Vec<Effect>) {
-        let mut due = self.timers.take_due(now);
+        let mut due = self
+            .live
+            .as_mut()
+            .map(|l| l.timers.take_due(now))
+            .unwrap_or_default();
         // The sweep's deadline moves with pings the room learns only now, so
         // every alarm sweeps: the alarm may have been set for it.
-        if !self.sockets.is_empty() && !due.contains(&Timer::IdleSweep) {
+        if !self.sockets().is_empty() && !due.contains(&Timer::IdleSweep) {
             due.push(Timer::IdleSweep);
         }
         for timer in due {
@@ -42,14 +46,15 @@ impl Room {
     /// was abandoned by its producer and ends as failed (`job_expired`), so
     /// apps show a result; it is forgotten one retention later.
     fn cleanup(&mut self, now: Millis, out: &mut Vec<Effect>) {
-        let Some(job) = self.job.as_mut() else { return };
+        let Some(job) = self.job_mut() else { return };
         if job.phase.status().is_terminal() {
-            let ids: Vec<SocketId> = self.sockets.keys().copied().collect();
+            let ids: Vec<SocketId> = self.sockets().keys().copied().collect();
             for id in ids {
                 // Only sockets that never read their terminal close are left.
                 self.close(id, CloseCode::Restarting, "job expired", out);
             }
-            self.job = None;
+            // Its timers and throttle go with it.
+            self.live = None;
             out.push(Effect::Forget);
             out.push(log(Level::Info, "job_forgotten", None));
             return;
@@ -65,7 +70,7 @@ impl Room {
         queue_notify(job, CallbackEvent::Expired, now);
         let (header, seq) = (job.header(), job.seq);
         self.persist_update(now, true, out);
-        let ids: Vec<SocketId> = self.sockets.keys().copied().collect();
+        let ids: Vec<SocketId> = self.sockets().keys().copied().collect();
         let frame = ServerMessage::Error {
             code,
             message,
@@ -82,7 +87,7 @@ impl Room {
     /// What the runtime knows of literal pings the room never saw.
     pub(super) fn learn_pings(&mut self, pings: &[(SocketId, Millis)]) {
         for (id, at) in pings {
-            if let Some(s) = self.sockets.get_mut(id) {
+            if let Some(s) = self.socket_mut(*id) {
                 s.last_active = s.last_active.max(*at);
             }
         }
@@ -92,7 +97,7 @@ impl Room {
     pub(super) fn sweep(&mut self, now: Millis, out: &mut Vec<Effect>) {
         let limit = Millis(self.config.ping_interval.0.saturating_mul(2));
         let idle: Vec<SocketId> = self
-            .sockets
+            .sockets()
             .iter()
             .filter(|(_, s)| now.minus(s.last_active) > limit)
             .map(|(id, _)| *id)
@@ -105,50 +110,52 @@ impl Room {
 
     /// Recomputes every timer from state and moves the alarm if it changed.
     pub(super) fn rearm(&mut self, now: Millis, out: &mut Vec<Effect>) {
-        let live = !self.sockets.is_empty();
-        match &self.job {
-            None => self.timers = Timers::default(),
-            Some(job) => {
-                let running = !job.phase.status().is_terminal();
-                // Due a margin before the oldest token a live socket holds
-                // expires (a socket may have connected with an older token
-                // than the newest).
-                let due = job.tokens.refresh_due_at().map(|at| {
-                    let newest = job.tokens.newest_expiry().unwrap_or(at);
-                    let oldest = self
-                        .sockets
-                        .values()
-                        .filter_map(|s| s.attachment.token_expires_at)
-                        .min()
-                        .map_or(newest, |o| o.min(newest));
-                    at.minus(newest.minus(oldest))
-                });
-                match due {
-                    Some(at) if live && running => {
-                        self.timers.set(Timer::TokenRefresh, at.max(now));
-                    }
-                    _ => self.timers.clear(Timer::TokenRefresh),
+        let config = self.config;
+        if let Some(Live {
+            record: job,
+            sockets,
+            timers,
+            ..
+        }) = &mut self.live
+        {
+            let live = !sockets.is_empty();
+            let running = !job.phase.status().is_terminal();
+            // Due a margin before the oldest token a live socket holds
+            // expires (a socket may have connected with an older token
+            // than the newest).
+            let due = job.tokens.refresh_due_at().map(|at| {
+                let newest = job.tokens.newest_expiry().unwrap_or(at);
+                let oldest = sockets
+                    .values()
+                    .filter_map(|s| s.attachment.token_expires_at)
+                    .min()
+                    .map_or(newest, |o| o.min(newest));
+                at.minus(newest.minus(oldest))
+            });
+            match due {
+                Some(at) if live && running => {
+                    timers.set(Timer::TokenRefresh, at.max(now));
                 }
-                // A socket silent since `oldest` is idle after 2 intervals
-                // and must be closed within one more: one wake per 2 to 3
-                // intervals, not one per interval.
-                match self.sockets.values().map(|s| s.last_active).min() {
-                    Some(oldest) => {
-                        let within = Millis(self.config.ping_interval.0.saturating_mul(3));
-                        self.timers.set(Timer::IdleSweep, oldest.plus(within));
-                    }
-                    None => self.timers.clear(Timer::IdleSweep),
-                }
-                match &job.notify {
-                    Some(n) => self.timers.set(Timer::Notify, n.due),
-                    None => self.timers.clear(Timer::Notify),
-                }
-                let since = job.phase.ended_at().unwrap_or(job.updated_at);
-                self.timers
-                    .set(Timer::Cleanup, since.plus(self.config.retention));
+                _ => timers.clear(Timer::TokenRefresh),
             }
+            // A socket silent since `oldest` is idle after 2 intervals
+            // and must be closed within one more: one wake per 2 to 3
+            // intervals, not one per interval.
+            match sockets.values().map(|s| s.last_active).min() {
+                Some(oldest) => {
+                    let within = Millis(config.ping_interval.0.saturating_mul(3));
+                    timers.set(Timer::IdleSweep, oldest.plus(within));
+                }
+                None => timers.clear(Timer::IdleSweep),
+            }
+            match &job.notify {
+                Some(n) => timers.set(Timer::Notify, n.due),
+                None => timers.clear(Timer::Notify),
+            }
+            let since = job.phase.ended_at().unwrap_or(job.updated_at);
+            timers.set(Timer::Cleanup, since.plus(config.retention));
         }
-        let next = self.timers.next();
+        let next = self.live.as_ref().and_then(|l| l.timers.next());
         if next != self.alarm {
             self.alarm = next;
             out.push(Effect::SetAlarm(next));

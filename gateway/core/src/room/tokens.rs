@@ -17,7 +17,7 @@ impl Room {
     /// A new token on the producer's request (e.g. after a revoke): valid
     /// until it expires or a revoke, and sent to nobody but the producer.
     pub(super) fn issue_token(&mut self, now: Millis, random: [u8; 16], out: &mut Vec<Effect>) {
-        let Some(job) = self.job.as_mut() else {
+        let Some(job) = self.job_mut() else {
             return out.push(Effect::Respond(HttpError::job_not_found().into()));
         };
         let (token, expires_at) = match job.tokens.issue_for_producer(now, random) {
@@ -45,7 +45,7 @@ impl Room {
     }
 
     pub(super) fn refresh_token(&mut self, now: Millis, random: [u8; 16], out: &mut Vec<Effect>) {
-        let Some(job) = self.job.as_ref() else { return };
+        let Some(job) = self.job() else { return };
         if job.tokens.is_empty() || job.phase.status().is_terminal() {
             return; // revoked tokens stay revoked; ended jobs need no new ones
         }
@@ -62,7 +62,7 @@ impl Room {
         random: [u8; 16],
         out: &mut Vec<Effect>,
     ) -> Option<(Token, Millis)> {
-        let job = self.job.as_mut()?;
+        let job = self.job_mut()?;
         let (token, expires_at) = job.tokens.issue(now, random);
         let header = job.header();
         self.persist_update(now, true, out);
@@ -70,14 +70,16 @@ impl Room {
             token: token.expose().to_owned(),
             expires_at,
         };
-        let ids: Vec<SocketId> = self.sockets.keys().copied().collect();
+        let ids: Vec<SocketId> = self.sockets().keys().copied().collect();
         self.broadcast(now, &header, &ids, None, &msg, out);
-        for (socket, sub) in &mut self.sockets {
-            sub.attachment.token_expires_at = Some(expires_at);
-            out.push(Effect::Attach {
-                socket: *socket,
-                attachment: sub.attachment.clone(),
-            });
+        if let Some(live) = &mut self.live {
+            for (socket, sub) in &mut live.sockets {
+                sub.attachment.token_expires_at = Some(expires_at);
+                out.push(Effect::Attach {
+                    socket: *socket,
+                    attachment: sub.attachment.clone(),
+                });
+            }
         }
         Some((token, expires_at))
     }
