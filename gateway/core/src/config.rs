@@ -132,7 +132,11 @@ impl AllowedOrigins {
     pub fn check(&self, origin: Option<&str>) -> Result<(), HttpError> {
         match (self, origin) {
             (Self::Any, _) | (_, None) => Ok(()),
-            (Self::List(list), Some(origin)) if list.iter().any(|o| o == origin) => Ok(()),
+            (Self::List(list), Some(origin))
+                if list.iter().any(|o| o.eq_ignore_ascii_case(origin)) =>
+            {
+                Ok(())
+            }
             (Self::List(_), Some(origin)) => Err(HttpError::new(
                 403,
                 "origin_not_allowed",
@@ -152,7 +156,7 @@ impl AllowedOrigins {
         match self {
             Self::Any => Some("*".to_owned()),
             Self::List(list) => origin
-                .filter(|o| list.iter().any(|l| l == o))
+                .filter(|o| list.iter().any(|l| l.eq_ignore_ascii_case(o)))
                 .map(str::to_owned),
         }
     }

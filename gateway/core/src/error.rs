@@ -66,7 +66,7 @@ pub enum GatewayError {
     #[error("tokens revoked: get a new token from your backend")]
     Revoked,
     /// No ping for twice the ping interval.
-    #[error("idle: no ping for 60 s; reconnect with lastSeq")]
+    #[error("idle: no ping for 2 ping intervals; reconnect with lastSeq")]
     Idle,
     /// The room is restarting or shedding load; try again shortly.
     #[error("room restarting; reconnect with lastSeq")]

@@ -263,22 +263,6 @@ pub fn body_too_large(len: Option<u64>) -> HttpError {
     )
 }
 
-/// The `Access-Control-Allow-Origin` value for a request's `Origin`, given the
-/// comma-separated `ALLOWED_ORIGINS` (`*` allows any).
-#[must_use]
-pub fn allowed_origin(origin: Option<&str>, allowed: &str) -> Option<String> {
-    let list: Vec<&str> = allowed
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect();
-    if list.contains(&"*") {
-        return Some("*".to_owned());
-    }
-    let origin = origin?;
-    list.contains(&origin).then(|| origin.to_owned())
-}
-
 /// Methods and headers a preflight allows.
 pub const CORS_ALLOW_METHODS: &str = "GET, POST, OPTIONS";
 /// Headers a preflight allows.
@@ -368,7 +352,7 @@ mod tests {
     }
 
     #[test]
-    fn producer_auth_and_cors() {
+    fn producer_auth() {
         assert!(authorize_producer(Some("Bearer s3"), "s3").is_ok());
         assert_eq!(
             authorize_producer(Some("Bearer s4"), "s3")
@@ -377,11 +361,5 @@ mod tests {
             401
         );
         assert_eq!(authorize_producer(None, "s3").unwrap_err().status, 401);
-        assert_eq!(allowed_origin(Some("https://a"), "*").as_deref(), Some("*"));
-        assert_eq!(
-            allowed_origin(Some("https://a"), "https://a, https://b").as_deref(),
-            Some("https://a")
-        );
-        assert_eq!(allowed_origin(Some("https://c"), "https://a"), None);
     }
 }

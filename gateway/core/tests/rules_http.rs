@@ -3,9 +3,8 @@
 //! upgrade checks in their order with each limit exactly and one over, the
 //! bearer check and the producer secret, and the allowed origins.
 
-use gateway_core::http::{
-    self, allowed_origin, authorize_producer, bearer, parse_upgrade, require_bearer, Route,
-};
+use gateway_core::config::AllowedOrigins;
+use gateway_core::http::{self, authorize_producer, bearer, parse_upgrade, require_bearer, Route};
 use gateway_core::protocol::Seq;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
@@ -401,38 +400,44 @@ fn without_a_configured_secret_every_producer_call_is_500() {
 
 #[test]
 fn a_star_allows_any_origin_even_none() {
-    assert_eq!(
-        allowed_origin(Some("https://a.example"), "*").as_deref(),
-        Some("*")
+    let any = AllowedOrigins::parse("*").unwrap();
+    assert_eq!(any.cors(Some("https://a.example")).as_deref(), Some("*"));
+    assert_eq!(any.cors(None).as_deref(), Some("*"));
+    assert!(any.check(Some("https://a.example")).is_ok());
+    assert!(
+        AllowedOrigins::parse("https://a, *").is_err(),
+        "* mixed with origins"
     );
-    assert_eq!(allowed_origin(None, "*").as_deref(), Some("*"));
-    assert_eq!(
-        allowed_origin(Some("https://b"), "https://a, *").as_deref(),
-        Some("*")
-    );
+    assert!(AllowedOrigins::parse(" , ").is_err(), "blank");
 }
 
 #[test]
 fn a_listed_origin_is_echoed_and_any_other_is_refused() {
-    let list = " https://a.example ,, https://b.example,";
-    assert_eq!(
-        allowed_origin(Some("https://a.example"), list).as_deref(),
-        Some("https://a.example")
-    );
-    assert_eq!(
-        allowed_origin(Some("https://b.example"), list).as_deref(),
-        Some("https://b.example")
-    );
+    let list = AllowedOrigins::parse(" https://a.example ,, https://B.example,").unwrap();
     for origin in [
-        Some("https://c.example"),
-        Some("https://a.example/"),
-        Some(""),
-        None,
+        "https://a.example",
+        "https://b.example",
+        "HTTPS://A.EXAMPLE",
     ] {
-        assert_eq!(allowed_origin(origin, list), None, "{origin:?}");
+        assert_eq!(list.cors(Some(origin)).as_deref(), Some(origin));
+        assert!(list.check(Some(origin)).is_ok(), "{origin}");
     }
-    assert_eq!(allowed_origin(Some("https://a"), ""), None);
-    assert_eq!(allowed_origin(Some(""), " , "), None);
+    for origin in [
+        "https://c.example",
+        "https://a.example/",
+        "",
+        "https://a.example:443",
+    ] {
+        assert_eq!(list.cors(Some(origin)), None, "{origin:?}");
+        assert_eq!(
+            list.check(Some(origin)).unwrap_err().status,
+            403,
+            "{origin:?}"
+        );
+    }
+    // Native apps and backends send no Origin: allowed, no CORS header.
+    assert!(list.check(None).is_ok());
+    assert_eq!(list.cors(None), None);
 }
 
 #[test]
