@@ -42,6 +42,10 @@ sed -e '/^\[build\]/,/^$/d' -e "s|^main = .*|main = \"$ROOT/build/index.js\"|" w
 printf 'PRODUCER_SECRET=%s\n' "$secret" >"$work/.dev.vars"
 mkdir -p "$work/state"
 
+# wrangler prints request lines, with upgrade URLs (token in the query) and
+# whatever schemathesis sent: never show a token or a secret.
+redact() { sed -E -e 's/(token=)[^&" ]*/\1<token>/g' -e 's/([Bb]earer )[^" ]*/\1<redacted>/g'; }
+
 log "starting wrangler dev --local on $base"
 (
   cd "$work"
@@ -55,10 +59,10 @@ wrangler_pid=$!
 
 for _ in $(seq 120); do
   if curl -fsS --max-time 2 "$base/healthz" >/dev/null 2>&1; then break; fi
-  kill -0 "$wrangler_pid" 2>/dev/null || { cat "$work/wrangler.log" >&2; log "wrangler exited"; exit 1; }
+  kill -0 "$wrangler_pid" 2>/dev/null || { redact <"$work/wrangler.log" >&2; log "wrangler exited"; exit 1; }
   sleep 0.5
 done
-curl -fsS --max-time 2 "$base/healthz" >/dev/null || { tail -20 "$work/wrangler.log" >&2; log "not healthy in 60 s"; exit 1; }
+curl -fsS --max-time 2 "$base/healthz" >/dev/null || { tail -20 "$work/wrangler.log" | redact >&2; log "not healthy in 60 s"; exit 1; }
 
 create() {
   curl -fsS --max-time 10 -X POST "$base/api/jobs" \
@@ -106,7 +110,7 @@ timeout 240 "$ST" --config-file "$work/schemathesis.toml" run docs/openapi.json 
 # The log holds the secret and the token in its reproduction commands: print
 # it with both masked.
 sed -e "s/$secret/<PRODUCER_SECRET>/g" -e "s/$token/<token>/g" -e "s/$token2/<token>/g" \
-  "$work/schemathesis.log" >&2
+  "$work/schemathesis.log" | redact >&2
 requests="$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["log"]["entries"]))' \
   "$work/requests.har" 2>/dev/null || echo "?")"
 log "requests made: $requests; exit status $status"

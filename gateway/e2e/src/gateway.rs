@@ -255,12 +255,23 @@ impl Gateway {
         crate::Api::new(self.base_url(), self.ws_base(), self.secret.clone())
     }
 
-    /// Everything wrangler and workerd printed since the last start.
+    /// Everything wrangler and workerd printed since the last start, unmasked:
+    /// for tests that check what the Worker itself logs (never print it).
+    #[must_use]
+    pub fn raw_log(&self) -> String {
+        self.running
+            .as_ref()
+            .map(|r| fs::read_to_string(&r.log).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    /// Everything wrangler and workerd printed since the last start, with
+    /// tokens and credentials masked ([`redact`]).
     #[must_use]
     pub fn log(&self) -> String {
         self.running
             .as_ref()
-            .map(|r| fs::read_to_string(&r.log).unwrap_or_default())
+            .map(|r| redact(&fs::read_to_string(&r.log).unwrap_or_default()))
             .unwrap_or_default()
     }
 
@@ -444,7 +455,7 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         if std::thread::panicking() {
             if let Some(running) = &self.running {
-                let log = fs::read_to_string(&running.log).unwrap_or_default();
+                let log = redact(&fs::read_to_string(&running.log).unwrap_or_default());
                 let tail: Vec<&str> = log.lines().rev().take(60).collect();
                 eprintln!("[e2e] wrangler log (last 60 lines):");
                 for line in tail.iter().rev() {
@@ -454,6 +465,29 @@ impl Drop for Gateway {
         }
         self.stop();
     }
+}
+
+/// wrangler's log with every `token=` value and `Bearer` credential masked:
+/// its request lines hold upgrade URLs, and a test must never print a token.
+#[must_use]
+pub fn redact(log: &str) -> String {
+    let mut out = log.to_owned();
+    for marker in ["token=", "Bearer ", "bearer "] {
+        let mut text = String::with_capacity(out.len());
+        let mut rest = out.as_str();
+        while let Some(i) = rest.find(marker) {
+            let (head, tail) = rest.split_at(i + marker.len());
+            text.push_str(head);
+            text.push_str("<redacted>");
+            let end = tail
+                .find(|c: char| c == '&' || c == '"' || c.is_whitespace())
+                .unwrap_or(tail.len());
+            rest = &tail[end..];
+        }
+        text.push_str(rest);
+        out = text;
+    }
+    out
 }
 
 fn free_port() -> u16 {
@@ -474,4 +508,15 @@ fn healthz(port: u16, ready: &[u8]) -> bool {
     }
     let mut head = [0_u8; 12];
     stream.read_exact(&mut head).is_ok() && head.starts_with(ready)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redact_masks_query_tokens_and_bearer_credentials() {
+        let line = r#"GET /ws/progress?jobId=j&token=abc-123&lastSeq=2 101 "Bearer s3cret""#;
+        let out = super::redact(line);
+        assert!(!out.contains("abc-123") && !out.contains("s3cret"), "{out}");
+        assert!(out.contains("jobId=j&token=<redacted>&lastSeq=2"), "{out}");
+    }
 }
