@@ -5,10 +5,15 @@
 
 use crate::endpoint::{Endpoint, EndpointError};
 use crate::tls::TlsConfig;
-use gateway_core::protocol::{encode_producer_event, Pipeline, ProducerEvent, Seq};
+use gateway_core::api::{
+    CancelResponse, CreateJobResponse, ErrorBody, EventsResponse, JobInspect, RevokeResponse,
+};
+use gateway_core::protocol::{encode_producer_event, ProducerEvent, Seq};
 use gateway_core::token::Token;
 use gateway_core::Millis;
-use serde_json::{json, Value};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
 use std::fmt;
 use std::time::Duration;
 
@@ -37,31 +42,8 @@ pub enum ProducerError {
     Unexpected(String),
 }
 
-/// `POST /api/jobs` body.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CreateJobRequest {
-    /// The pipeline.
-    pub pipeline: Pipeline,
-    /// Items in all, if known.
-    pub total_count: Option<u64>,
-    /// The producer's own id (default: a random UUID chosen by the gateway).
-    pub job_id: Option<String>,
-    /// Token lifetime, 60 to 86400 (default 7200).
-    pub ttl_seconds: Option<u64>,
-}
-
-impl CreateJobRequest {
-    /// A request with only the pipeline set.
-    #[must_use]
-    pub const fn new(pipeline: Pipeline) -> Self {
-        Self {
-            pipeline,
-            total_count: None,
-            job_id: None,
-            ttl_seconds: None,
-        }
-    }
-}
+/// `POST /api/jobs` body: the contract's type (`gateway_core::api`).
+pub use gateway_core::api::CreateJobRequest;
 
 /// The `202` answer of `POST /api/jobs`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -117,33 +99,8 @@ impl Producer {
 
     /// `POST /api/jobs`.
     pub async fn create_job(&self, req: &CreateJobRequest) -> Result<CreatedJob, ProducerError> {
-        let body = gateway_core::api::CreateJobRequest {
-            pipeline: req.pipeline,
-            total_count: req.total_count,
-            job_id: req.job_id.clone(),
-            ttl_seconds: req.ttl_seconds,
-            callback_url: None,
-        };
-        // Strings, numbers and a unit enum: encoding cannot fail.
-        let body = serde_json::to_value(&body).unwrap_or_default();
-        let v = self.post(self.endpoint.jobs(), &body).await?;
-        let s = |k: &str| {
-            v.get(k)
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .ok_or_else(|| ProducerError::Unexpected(format!("no {k} in the 202 body")))
-        };
-        Ok(CreatedJob {
-            job_id: s("jobId")?,
-            token: Token::from_string(s("token")?),
-            expires_at: Millis(
-                v.get("expiresAt")
-                    .and_then(Value::as_u64)
-                    .ok_or_else(|| ProducerError::Unexpected("no expiresAt".into()))?,
-            ),
-            ws_url: s("wsUrl")?,
-            state_url: s("stateUrl")?,
-        })
+        let created: CreateJobResponse = self.post(self.endpoint.jobs(), req).await?;
+        Ok(CreatedJob::from(created))
     }
 
     /// `POST /api/jobs/{jobId}/events` with one event; returns its `seq`.
@@ -167,15 +124,12 @@ impl Producer {
 
     /// An event (or array of events) already in wire form (SPEC §3).
     pub async fn post_raw(&self, job_id: &str, body: &Value) -> Result<Seq, ProducerError> {
-        let v = self.post(self.endpoint.job(job_id, "events"), body).await?;
-        v.get("seq")
-            .and_then(Value::as_u64)
-            .map(Seq)
-            .ok_or_else(|| ProducerError::Unexpected("no seq in the 202 body".into()))
+        let answer: EventsResponse = self.post(self.endpoint.job(job_id, "events"), body).await?;
+        Ok(Seq(answer.seq))
     }
 
-    /// `GET /api/jobs/{jobId}`: the full job state.
-    pub async fn job(&self, job_id: &str) -> Result<Value, ProducerError> {
+    /// `GET /api/jobs/{jobId}`: the full job state, with the result once it ended.
+    pub async fn job(&self, job_id: &str) -> Result<JobInspect, ProducerError> {
         let req = self
             .http
             .get(self.endpoint.job(job_id, ""))
@@ -185,18 +139,28 @@ impl Producer {
 
     /// `POST /api/jobs/{jobId}/revoke`: every token of the job stops working.
     pub async fn revoke(&self, job_id: &str) -> Result<(), ProducerError> {
-        self.post(self.endpoint.job(job_id, "revoke"), &json!({}))
-            .await
-            .map(drop)
+        let _: RevokeResponse = self
+            .post(
+                self.endpoint.job(job_id, "revoke"),
+                &Value::Object(Default::default()),
+            )
+            .await?;
+        Ok(())
     }
 
-    async fn post(&self, url: url::Url, body: &Value) -> Result<Value, ProducerError> {
+    async fn post<T: DeserializeOwned>(
+        &self,
+        url: url::Url,
+        body: &impl Serialize,
+    ) -> Result<T, ProducerError> {
+        // Contract types and JSON values: encoding cannot fail.
+        let body = serde_json::to_string(body).unwrap_or_default();
         let req = self
             .http
             .post(url)
             .header("authorization", bearer(&self.secret))
             .header("content-type", "application/json")
-            .body(body.to_string());
+            .body(body);
         answer(req).await
     }
 }
@@ -217,7 +181,8 @@ pub async fn cancel_job_with_tls(
     let req = http_client(tls)?
         .post(endpoint.job(job_id, "cancel"))
         .header("authorization", bearer(token.expose()));
-    answer(req).await.map(drop)
+    let _: CancelResponse = answer(req).await?;
+    Ok(())
 }
 
 fn http_client(tls: &TlsConfig) -> Result<reqwest::Client, ProducerError> {
@@ -231,9 +196,10 @@ fn bearer(secret: &str) -> String {
     format!("Bearer {secret}")
 }
 
-/// Sends; a 2xx body is parsed as JSON (empty: `null`), anything else becomes
-/// [`ProducerError::Status`] with the gateway's error code and message.
-async fn answer(req: reqwest::RequestBuilder) -> Result<Value, ProducerError> {
+/// Sends; a 2xx body must be the contract's answer `T`, anything else
+/// becomes [`ProducerError::Status`] with the gateway's error code and message
+/// (empty when the body is not the contract's error body).
+async fn answer<T: DeserializeOwned>(req: reqwest::RequestBuilder) -> Result<T, ProducerError> {
     let response = req
         .send()
         .await
@@ -243,23 +209,29 @@ async fn answer(req: reqwest::RequestBuilder) -> Result<Value, ProducerError> {
         .text()
         .await
         .map_err(|e| ProducerError::Network(e.without_url().to_string()))?;
-    let body: Value = if text.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    };
     if (200..300).contains(&status) {
-        return Ok(body);
+        return serde_json::from_str(&text).map_err(|e| {
+            ProducerError::Unexpected(format!("a {status} body that is not the contract's: {e}"))
+        });
     }
-    let field = |k: &str| {
-        body.pointer(&format!("/error/{k}"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let (code, message) = serde_json::from_str::<ErrorBody>(&text)
+        .map(|b| (b.error.code, b.error.message))
+        .unwrap_or_default();
     Err(ProducerError::Status {
         status,
-        code: field("code"),
-        message: field("message"),
+        code,
+        message,
     })
+}
+
+impl From<CreateJobResponse> for CreatedJob {
+    fn from(r: CreateJobResponse) -> Self {
+        Self {
+            job_id: r.job_id,
+            token: Token::from_string(r.token),
+            expires_at: Millis(r.expires_at),
+            ws_url: r.ws_url,
+            state_url: r.state_url,
+        }
+    }
 }

@@ -5,9 +5,18 @@
 //! [`asyncapi`]; `cargo run -p gateway-core --example api-docs`), and a test
 //! fails when the committed documents differ from what the code generates.
 //!
-//! Answers are `deny_unknown_fields`, so a body that grows a field the
-//! contract does not name fails to parse here and fails the end-to-end schema
-//! checks. The producer's `summary` stays raw JSON ([`RawValue`]).
+//! The room serializes its answers from these types, and the Rust client,
+//! the CLI, the simulation and the end-to-end helpers parse answers into them.
+//! The schemas of answers and frames refuse unknown fields
+//! (`additionalProperties: false`), so a body that grows a field the contract
+//! does not name fails the end-to-end schema checks; serde itself ignores
+//! unknown fields, so a client built on these types keeps working against a
+//! newer gateway that added one. The producer's `summary` stays raw JSON
+//! ([`RawValue`]).
+//!
+//! Fields of the HTTP answers are declared in the order of their wire names:
+//! the room built these bodies as JSON maps, which sort their keys, and the
+//! bodies keep those bytes (a test pins it).
 
 use crate::close_code;
 use crate::protocol::{JobStatus, Pipeline, MAX_EVENT_ID, MAX_JOB_ID};
@@ -54,7 +63,7 @@ fn any_json(_: &mut SchemaGenerator) -> Schema {
 
 /// Every refusal's body (SPEC §1).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 pub struct ErrorBody {
     /// What went wrong.
     pub error: ErrorDetail,
@@ -62,7 +71,7 @@ pub struct ErrorBody {
 
 /// The code and message of a refusal.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 pub struct ErrorDetail {
     /// Stable `snake_case` code.
     pub code: String,
@@ -72,7 +81,7 @@ pub struct ErrorDetail {
 
 /// `GET /healthz`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 pub struct Health {
     /// Always `ok`.
     pub status: OkLiteral,
@@ -111,32 +120,48 @@ pub struct CreateJobRequest {
     pub callback_url: Option<String>,
 }
 
+impl CreateJobRequest {
+    /// A request with only the pipeline set.
+    #[must_use]
+    pub const fn new(pipeline: Pipeline) -> Self {
+        Self {
+            pipeline,
+            total_count: None,
+            job_id: None,
+            ttl_seconds: None,
+            callback_url: None,
+        }
+    }
+}
+
 /// `202` to `POST /api/jobs`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct CreateJobResponse {
-    /// The job's id.
-    pub job_id: String,
-    /// A subscriber token (a secret: never log it).
-    pub token: String,
     /// When the token expires, in ms since the epoch.
     pub expires_at: u64,
-    /// The upgrade URL without the token (the app appends `&token=`).
-    pub ws_url: String,
+    /// The job's id.
+    pub job_id: String,
     /// The state-sync URL.
     pub state_url: String,
+    /// A subscriber token (a secret: never log it).
+    pub token: String,
+    /// The upgrade URL without the token (the app appends `&token=`).
+    pub ws_url: String,
 }
 
 /// `202` to `POST /api/jobs/{jobId}/tokens`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct IssueTokenResponse {
+    /// When it expires, in ms since the epoch.
+    pub expires_at: u64,
     /// The job's id.
     pub job_id: String,
     /// The new subscriber token.
     pub token: String,
-    /// When it expires, in ms since the epoch.
-    pub expires_at: u64,
 }
 
 /// One producer event (SPEC §3), flat; optional fields may be left out.
@@ -225,7 +250,7 @@ pub enum EventsRequest {
 
 /// `202` to `POST /api/jobs/{jobId}/events`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 pub struct EventsResponse {
     /// The `seq` of the body's last event (the original one for a retry).
     pub seq: u64,
@@ -233,7 +258,7 @@ pub struct EventsResponse {
 
 /// `202` to `POST /api/jobs/{jobId}/revoke`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 pub struct RevokeResponse {
     /// Always `true`.
     pub revoked: bool,
@@ -241,7 +266,7 @@ pub struct RevokeResponse {
 
 /// `202` to `POST /api/jobs/{jobId}/cancel`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 pub struct CancelResponse {
     /// Always `canceled`.
     pub status: Canceled,
@@ -257,68 +282,70 @@ pub enum Canceled {
 
 /// `200` to `GET /api/job-state/{jobId}` (SPEC §1, seed 002).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct JobState {
+    /// The same as `progress` (seed 000's name).
+    #[schemars(range(min = 0, max = 1))]
+    pub current_progress: f64,
     /// The job's id.
     pub job_id: String,
     /// Its pipeline.
     pub pipeline: Pipeline,
-    /// The job's `seq` (its last event's).
-    pub seq: u64,
-    /// Last change, ms since the epoch.
-    pub updated_at: u64,
-    /// Where it is.
-    pub status: JobStatus,
     /// Items done.
     pub processed_count: u64,
-    /// Items in all, `null` if unknown.
-    pub total_count: Option<u64>,
     /// processedCount / totalCount (0 when unknown).
     #[schemars(range(min = 0, max = 1))]
     pub progress: f64,
-    /// The same as `progress` (seed 000's name).
-    #[schemars(range(min = 0, max = 1))]
-    pub current_progress: f64,
+    /// The job's `seq` (its last event's).
+    pub seq: u64,
+    /// Where it is.
+    pub status: JobStatus,
+    /// Items in all, `null` if unknown.
+    pub total_count: Option<u64>,
+    /// Last change, ms since the epoch.
+    pub updated_at: u64,
 }
 
 /// `200` to `GET /api/jobs/{jobId}`: the state plus the result.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct JobInspect {
-    /// The job's id.
-    pub job_id: String,
-    /// Its pipeline.
-    pub pipeline: Pipeline,
-    /// The job's `seq`.
-    pub seq: u64,
-    /// Last change, ms since the epoch.
-    pub updated_at: u64,
-    /// Where it is.
-    pub status: JobStatus,
-    /// Items done.
-    pub processed_count: u64,
-    /// Items in all, `null` if unknown.
-    pub total_count: Option<u64>,
-    /// processedCount / totalCount (0 when unknown).
-    #[schemars(range(min = 0, max = 1))]
-    pub progress: f64,
+    /// Creation, ms since the epoch.
+    pub created_at: u64,
+    /// The last `currentItem`, if any.
+    pub current_item: Option<String>,
     /// The same as `progress`.
     #[schemars(range(min = 0, max = 1))]
     pub current_progress: f64,
-    /// `null` until the job completed or failed.
-    pub result: Option<JobResult>,
-    /// Creation, ms since the epoch.
-    pub created_at: u64,
     /// The end, ms since the epoch, `null` while running.
     pub ended_at: Option<u64>,
-    /// The last `currentItem`, if any.
-    pub current_item: Option<String>,
+    /// The job's id.
+    pub job_id: String,
     /// The last `message`, if any.
     pub message: Option<String>,
+    /// Its pipeline.
+    pub pipeline: Pipeline,
+    /// Items done.
+    pub processed_count: u64,
+    /// processedCount / totalCount (0 when unknown).
+    #[schemars(range(min = 0, max = 1))]
+    pub progress: f64,
+    /// `null` until the job completed or failed.
+    pub result: Option<JobResult>,
+    /// The job's `seq`.
+    pub seq: u64,
+    /// Where it is.
+    pub status: JobStatus,
+    /// Items in all, `null` if unknown.
+    pub total_count: Option<u64>,
+    /// Last change, ms since the epoch.
+    pub updated_at: u64,
 }
 
 /// How a job ended.
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum JobResult {
     /// It completed.
@@ -332,6 +359,39 @@ pub enum JobResult {
         /// The producer's code and message.
         error: ErrorDetail,
     },
+}
+
+/// An untagged enum buffers its input, and a buffered [`RawValue`] cannot be
+/// read; the two shapes are told apart by their field instead.
+impl<'de> Deserialize<'de> for JobResult {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Fields {
+            #[serde(default, deserialize_with = "present_raw")]
+            summary: Option<Box<RawValue>>,
+            #[serde(default)]
+            error: Option<ErrorDetail>,
+        }
+        /// A present `summary`, `null` included.
+        fn present_raw<'de, D: serde::Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<Box<RawValue>>, D::Error> {
+            Box::<RawValue>::deserialize(d).map(Some)
+        }
+        match Fields::deserialize(d)? {
+            Fields {
+                summary: Some(summary),
+                error: None,
+            } => Ok(Self::Completed { summary }),
+            Fields {
+                summary: None,
+                error: Some(error),
+            } => Ok(Self::Failed { error }),
+            _ => Err(serde::de::Error::custom(
+                "a result holds either `summary` or `error`",
+            )),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -373,7 +433,8 @@ macro_rules! envelope {
     ($(#[$doc:meta])* $name:ident, $ty:ty, $payload:ty, seq: required) => {
         $(#[$doc])*
         #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
-        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        #[serde(rename_all = "camelCase")]
+        #[schemars(deny_unknown_fields)]
         pub struct $name {
             /// The frame's type.
             #[serde(rename = "type")]
@@ -395,7 +456,8 @@ macro_rules! envelope {
     ($(#[$doc:meta])* $name:ident, $ty:ty, $payload:ty, seq: optional) => {
         $(#[$doc])*
         #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
-        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        #[serde(rename_all = "camelCase")]
+        #[schemars(deny_unknown_fields)]
         pub struct $name {
             /// The frame's type.
             #[serde(rename = "type")]
@@ -418,7 +480,8 @@ macro_rules! envelope {
     ($(#[$doc:meta])* $name:ident, $ty:ty, $payload:ty, seq: none) => {
         $(#[$doc])*
         #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
-        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        #[serde(rename_all = "camelCase")]
+        #[schemars(deny_unknown_fields)]
         pub struct $name {
             /// The frame's type.
             #[serde(rename = "type")]
@@ -468,7 +531,8 @@ envelope!(
 
 /// `snapshot` payload.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct SnapshotPayload {
     /// Where the job is.
     pub status: JobStatus,
@@ -488,7 +552,8 @@ pub struct SnapshotPayload {
 
 /// `job_started` payload.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct JobStartedPayload {
     /// Items in all, if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -500,7 +565,8 @@ pub struct JobStartedPayload {
 
 /// `job_progress` payload.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct JobProgressPayload {
     /// Items done.
     pub processed_count: u64,
@@ -520,7 +586,7 @@ pub struct JobProgressPayload {
 
 /// `job_complete` payload.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 pub struct JobCompletePayload {
     /// The producer's summary, as it sent it (`null` if it sent none).
     #[schemars(schema_with = "any_json")]
@@ -529,7 +595,7 @@ pub struct JobCompletePayload {
 
 /// `error` payload.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 pub struct ErrorPayload {
     /// Stable code (the producer's for a failed job; e.g. `unknown_type` for a refused message).
     pub code: String,
@@ -541,7 +607,8 @@ pub struct ErrorPayload {
 
 /// `token_refresh` payload.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct TokenRefreshPayload {
     /// The new token (a secret).
     pub token: String,
@@ -551,12 +618,12 @@ pub struct TokenRefreshPayload {
 
 /// `pong` payload: empty.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 pub struct PongPayload {}
 
 /// The literal `{"type":"pong"}`: the edge's answer to the literal ping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 pub struct LiteralPong {
     /// `pong`.
     #[serde(rename = "type")]
@@ -1117,10 +1184,22 @@ mod tests {
     }
 
     #[test]
-    fn a_frame_with_a_field_the_contract_does_not_name_is_refused() {
+    fn an_unknown_field_is_ignored_by_readers_and_refused_by_the_schema() {
         let text =
             frame(None, &ServerMessage::Pong).replace("\"payload\"", "\"extra\":1,\"payload\"");
-        assert!(serde_json::from_str::<PongFrame>(&text).is_err());
+        // A client keeps working when a newer gateway adds a field...
+        assert!(serde_json::from_str::<PongFrame>(&text).is_ok());
+        // ...but the contract names every field: the documents refuse it.
+        for schema in [
+            schemars::schema_for!(PongFrame),
+            schemars::schema_for!(JobState),
+            schemars::schema_for!(ErrorDetail),
+        ] {
+            assert_eq!(
+                schema.get("additionalProperties"),
+                Some(&Value::Bool(false))
+            );
+        }
         assert!(
             serde_json::from_str::<JobProgressFrame>(&frame(None, &ServerMessage::Pong)).is_err()
         );

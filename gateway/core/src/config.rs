@@ -25,6 +25,9 @@ pub const ALLOWED_ORIGINS: &str = "ALLOWED_ORIGINS";
 pub const MAX_SOCKETS_PER_JOB: &str = "MAX_SOCKETS_PER_JOB";
 /// Var: the subscribers' ping interval in ms.
 pub const PING_INTERVAL_MS: &str = "PING_INTERVAL_MS";
+/// Var: the retention period in ms (how long a running job may go without
+/// events before it ends as `job_expired`, and how long an ended job stays).
+pub const JOB_RETENTION_MS: &str = "JOB_RETENTION_MS";
 /// Secret: the producer secret.
 pub const PRODUCER_SECRET: &str = "PRODUCER_SECRET";
 /// Secret: the next producer secret, accepted as well during a rotation.
@@ -35,6 +38,8 @@ pub const PING_INTERVAL_RANGE: (u64, u64) = (1_000, 600_000);
 /// Allowed `MAX_SOCKETS_PER_JOB`: the runtime accepts at most 32,768
 /// WebSockets per Durable Object.
 pub const MAX_SOCKETS_RANGE: (u64, u64) = (1, 32_768);
+/// Allowed `JOB_RETENTION_MS`: 1 s (the tests') up to SPEC's 24 h, never longer.
+pub const JOB_RETENTION_RANGE: (u64, u64) = (1_000, 86_400_000);
 /// Longest value quoted back in an error message.
 const QUOTE_MAX: usize = 40;
 
@@ -261,7 +266,8 @@ impl ProducerSecrets {
 pub struct Config {
     /// `ALLOWED_ORIGINS` (default `*`).
     pub origins: AllowedOrigins,
-    /// `MAX_SOCKETS_PER_JOB` and `PING_INTERVAL_MS` over the room's defaults.
+    /// `MAX_SOCKETS_PER_JOB`, `PING_INTERVAL_MS` and `JOB_RETENTION_MS` over
+    /// the room's defaults.
     pub room: RoomConfig,
     /// `PRODUCER_SECRET` and `PRODUCER_SECRET_NEXT`.
     pub producer: ProducerSecrets,
@@ -272,7 +278,7 @@ impl Config {
     ///
     /// # Errors
     /// The first invalid var, in the order `ALLOWED_ORIGINS`,
-    /// `MAX_SOCKETS_PER_JOB`, `PING_INTERVAL_MS`.
+    /// `MAX_SOCKETS_PER_JOB`, `PING_INTERVAL_MS`, `JOB_RETENTION_MS`.
     pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let origins = match get(ALLOWED_ORIGINS) {
             None => AllowedOrigins::Any,
@@ -288,6 +294,10 @@ impl Config {
             let default = room.ping_interval.0;
             room.ping_interval =
                 Millis(integer(PING_INTERVAL_MS, &v, PING_INTERVAL_RANGE, default)?);
+        }
+        if let Some(v) = get(JOB_RETENTION_MS) {
+            let default = room.retention.0;
+            room.retention = Millis(integer(JOB_RETENTION_MS, &v, JOB_RETENTION_RANGE, default)?);
         }
         let producer = ProducerSecrets::new(
             get(PRODUCER_SECRET).as_deref(),
@@ -398,6 +408,29 @@ mod tests {
                     assert_eq!((e.status, e.code), (500, "misconfigured"));
                     assert!(e.message.contains("MAX_SOCKETS_PER_JOB"), "{e}");
                     assert!(e.message.contains("from 1 to 32768"), "{e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn job_retention_from_1000_to_24_h() {
+        assert_eq!(config(&[]).unwrap().room.retention, Millis(86_400_000));
+        for (v, ok) in [
+            ("1000", Some(1_000)),
+            ("86400000", Some(86_400_000)),
+            ("999", None),
+            ("86400001", None),
+            ("0", None),
+        ] {
+            let got = config(&[(JOB_RETENTION_MS, v)]);
+            match ok {
+                Some(ms) => assert_eq!(got.unwrap().room.retention, Millis(ms), "{v:?}"),
+                None => {
+                    let e = got.unwrap_err().to_http();
+                    assert_eq!((e.status, e.code), (500, "misconfigured"));
+                    assert!(e.message.contains("JOB_RETENTION_MS"), "{e}");
+                    assert!(e.message.contains("from 1000 to 86400000"), "{e}");
                 }
             }
         }

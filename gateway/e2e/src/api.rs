@@ -6,7 +6,10 @@
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use gateway_core::api::{CreateJobResponse, ErrorBody, EventsResponse, ProducerEvent};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -48,14 +51,30 @@ impl Reply {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The body as the contract's type `T`, exactly: a field `T` does not
+    /// name fails too (readers of the type would ignore it).
+    ///
+    /// # Errors
+    /// Why the body is not exactly a `T`.
+    pub fn parse<T: DeserializeOwned + Serialize>(&self) -> Result<T, String> {
+        let typed: T = serde_json::from_str(&self.text).map_err(|e| e.to_string())?;
+        let back = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
+        if back == self.json {
+            Ok(typed)
+        } else {
+            Err(format!("fields beyond the contract's (it names {back})"))
+        }
+    }
+
     /// `error.code` of a SPEC error body.
     #[must_use]
-    pub fn error_code(&self) -> Option<&str> {
-        self.json.pointer("/error/code").and_then(Value::as_str)
+    pub fn error_code(&self) -> Option<String> {
+        self.parse::<ErrorBody>().ok().map(|b| b.error.code)
     }
 
     /// Asserts the SPEC error shape: the status, a JSON content type, and
-    /// `{"error":{"code":…,"message":…}}` with a snake_case code.
+    /// exactly `{"error":{"code":…,"message":…}}` ([`ErrorBody`]) with a
+    /// `snake_case` code; returns the code.
     ///
     /// # Panics
     /// When any of that does not hold.
@@ -67,23 +86,21 @@ impl Reply {
             "error content type {content_type:?}; body: {}",
             self.text
         );
+        if let Err(e) = self.parse::<ErrorBody>() {
+            panic!("not the error body ({e}): {}", self.text);
+        }
+        // The code as a slice of the parsed JSON (the body was just checked).
         let code = self
-            .error_code()
-            .unwrap_or_else(|| panic!("no error.code in {}", self.text));
+            .json
+            .pointer("/error/code")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         assert!(
             !code.is_empty()
                 && code
                     .chars()
                     .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit()),
             "error.code {code:?} is not snake_case"
-        );
-        assert!(
-            self.json
-                .pointer("/error/message")
-                .and_then(Value::as_str)
-                .is_some(),
-            "no error.message in {}",
-            self.text
         );
         code
     }
@@ -233,20 +250,17 @@ impl Api {
     /// Creates a job for `pipeline` and asserts the 202.
     ///
     /// # Panics
-    /// When the gateway does not answer 202 with `jobId` and `token`.
+    /// When the gateway does not answer 202 with the contract's body.
     pub async fn create_job(&self, body: Value) -> Job {
         let reply = self.create_job_raw(body).await;
         assert_eq!(reply.status, 202, "create job: {}", reply.text);
-        let id = reply.json["jobId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no jobId: {}", reply.text));
-        let token = reply.json["token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no token: {}", reply.text));
+        let created: CreateJobResponse = reply
+            .parse()
+            .unwrap_or_else(|e| panic!("not the 202 body ({e}): {}", reply.text));
         Job {
-            id: id.to_owned(),
-            token: token.to_owned(),
-            body: reply.json.clone(),
+            id: created.job_id,
+            token: created.token,
+            body: reply.json,
         }
     }
 
@@ -263,9 +277,10 @@ impl Api {
     pub async fn post_ok(&self, job: &str, events: Value) -> u64 {
         let reply = self.post_events(job, events).await;
         assert_eq!(reply.status, 202, "post events: {}", reply.text);
-        reply.json["seq"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("no seq: {}", reply.text))
+        reply
+            .parse::<EventsResponse>()
+            .unwrap_or_else(|e| panic!("not the 202 body ({e}): {}", reply.text))
+            .seq
     }
 
     /// `GET /api/jobs/{job}` (producer).
@@ -670,5 +685,13 @@ impl Sub {
 /// A progress event body.
 #[must_use]
 pub fn progress(processed: u64, total: u64) -> Value {
-    json!({"type": "progress", "processedCount": processed, "totalCount": total})
+    let event = ProducerEvent::Progress {
+        event_id: None,
+        processed_count: processed,
+        total_count: Some(total),
+        current_item: None,
+        message: None,
+    };
+    // Numbers and no strings: encoding cannot fail.
+    serde_json::to_value(event).unwrap_or_default()
 }

@@ -1,7 +1,7 @@
 //! The producer hears of a cancel (issue 11, part 5) against the real
 //! Worker: a job created with a loopback `callbackUrl` is POSTed a signed
-//! notification within 2 s of a subscriber's cancel, and a failing backend
-//! is retried at the documented backoff (docs/PROTOCOL.md §7).
+//! notification within 2 s of a subscriber's cancel or of its expiry, and a
+//! failing backend is retried at the documented backoff (docs/PROTOCOL.md §7).
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -259,4 +259,103 @@ async fn a_bad_callback_url_is_refused_and_makes_no_job() {
         .create_job_raw(json!({"pipeline": "csv_import", "callbackUrl": at_limit}))
         .await;
     assert_eq!(reply.status, 202, "{}", reply.text);
+}
+
+/// The retention period of the expiry test's gateway. The default is 24 h
+/// (`JOB_RETENTION_MS` unset): a default run would see the same frames, close
+/// and callback a day after the producer's last event.
+const SHORT_RETENTION: Duration = Duration::from_secs(3);
+
+#[tokio::test]
+async fn an_abandoned_job_expires_as_failed_and_is_called_back() {
+    let retention_ms = SHORT_RETENTION.as_millis().to_string();
+    let gateway = Gateway::start_with_vars(&[("JOB_RETENTION_MS", &retention_ms)]);
+    let api = gateway.api();
+    let (url, mut rx) = callback_server(Vec::new()).await;
+    let job = api
+        .create_job(json!({"pipeline": "batch_enrichment", "totalCount": 4, "callbackUrl": url}))
+        .await;
+    let seq = api
+        .post_ok(&job.id, json!({"type": "progress", "processedCount": 1}))
+        .await;
+    // The retention runs from the last event.
+    let last_event = Instant::now();
+    let mut sub = api.subscribe(&job.id, &job.token).await;
+    let snapshot = sub.expect_type("snapshot").await;
+    assert_eq!(snapshot["payload"]["status"], "processing", "{snapshot}");
+    // Nothing before the retention is over (less a margin for the alarm).
+    let early = SHORT_RETENTION
+        .saturating_sub(last_event.elapsed())
+        .saturating_sub(Duration::from_millis(300));
+    sub.expect_silence(early).await;
+    // Then, within 2 s of the deadline: `error` job_expired with the next
+    // seq, then 4001, as if the producer had failed it.
+    let wait = SHORT_RETENTION.saturating_sub(last_event.elapsed()) + FRAME_TIMEOUT;
+    let frame = match sub.next_event(wait).await {
+        e2e::WsEvent::Text(text) => serde_json::from_str::<Value>(&text).unwrap(),
+        other => panic!("expected the job_expired error within {wait:?}, got {other:?}"),
+    };
+    let expired = Instant::now();
+    println!(
+        "job_expired {:?} after the last event",
+        expired.duration_since(last_event)
+    );
+    assert_eq!(frame["type"], "error", "{frame}");
+    assert_eq!(frame["seq"], seq + 1, "{frame}");
+    assert_eq!(frame["payload"]["code"], "job_expired", "{frame}");
+    assert_eq!(frame["payload"]["retryable"], false, "{frame}");
+    assert!(frame["payload"]["message"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
+    assert_eq!(sub.expect_close().await.0, 4001);
+    // The backend hears of it, signed, within 2 s.
+    let r = next(&mut rx, FRAME_TIMEOUT).await;
+    assert_eq!(
+        (r.method.as_str(), r.path.as_str()),
+        ("POST", "/hooks/progress")
+    );
+    assert_signed(&r, api.secret());
+    let body: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(body["jobId"], job.id.as_str(), "{body}");
+    assert_eq!(body["event"], "expired", "{body}");
+    assert!(body["at"].as_u64().is_some(), "{body}");
+    // The job reads as failed with job_expired; the producer's next event
+    // is told why.
+    let state = api.job_state_producer(&job.id).await;
+    assert_eq!(state.status, 200, "{}", state.text);
+    assert_eq!(state.json["status"], "failed", "{}", state.text);
+    assert_eq!(
+        state.json["result"]["error"]["code"], "job_expired",
+        "{}",
+        state.text
+    );
+    let reply = api
+        .post_events(&job.id, json!({"type": "progress", "processedCount": 2}))
+        .await;
+    assert_eq!(reply.assert_error(409), "job_failed");
+    // A reconnect sees how it ended: the snapshot, that error, 4001.
+    let mut again = api.subscribe(&job.id, &job.token).await;
+    let snapshot = again.expect_type("snapshot").await;
+    assert_eq!(snapshot["payload"]["status"], "failed", "{snapshot}");
+    let error = again.expect_type("error").await;
+    assert_eq!(error["payload"]["code"], "job_expired", "{error}");
+    assert_eq!(again.expect_close().await.0, 4001);
+    // One retention after the expiry it is forgotten: 404 (by default a
+    // day after).
+    let forgotten = expired + SHORT_RETENTION;
+    tokio::time::sleep_until(forgotten.into()).await;
+    loop {
+        let reply = api.job_state_producer(&job.id).await;
+        if reply.status == 404 {
+            assert_eq!(reply.assert_error(404), "job_not_found");
+            break;
+        }
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert!(
+            forgotten.elapsed() < FRAME_TIMEOUT,
+            "still there {:?} after the second retention",
+            forgotten.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

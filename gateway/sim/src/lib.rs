@@ -20,6 +20,7 @@ pub mod fuzzing;
 pub mod invariants;
 
 use crate::invariants::{SocketLog, SubscriberWatch, Violation};
+use gateway_core::api::{CreateJobResponse, EventsResponse};
 use gateway_core::client::{self, Client, ClientConfig};
 use gateway_core::entropy::Entropy;
 use gateway_core::protocol::{
@@ -345,18 +346,11 @@ impl Sim {
         };
         let r = self.room_request(input);
         if r.status == 202 {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&r.body) {
-                let token = v
-                    .get("token")
-                    .and_then(serde_json::Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
-                let exp = Millis(
-                    v.get("expiresAt")
-                        .and_then(serde_json::Value::as_u64)
-                        .unwrap_or_default(),
-                );
-                self.token = Some((Token::from_string(token), exp));
+            if let Ok(created) = serde_json::from_str::<CreateJobResponse>(&r.body) {
+                self.token = Some((
+                    Token::from_string(created.token),
+                    Millis(created.expires_at),
+                ));
             }
         }
         r
@@ -406,11 +400,8 @@ impl Sim {
             body: body.as_bytes().to_vec(),
         });
         if r.status == 202 {
-            if let Some(seq) = serde_json::from_str::<serde_json::Value>(&r.body)
-                .ok()
-                .and_then(|v| v.get("seq").and_then(serde_json::Value::as_u64))
-            {
-                self.acked = self.acked.max(Seq(seq));
+            if let Ok(answer) = serde_json::from_str::<EventsResponse>(&r.body) {
+                self.acked = self.acked.max(Seq(answer.seq));
             }
         }
         r

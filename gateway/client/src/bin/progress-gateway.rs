@@ -15,6 +15,7 @@
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use gateway_client::gateway_core::api::{CreateJobResponse, EventsResponse};
 use gateway_client::gateway_core::client::{FailReason, JobEnd, View};
 use gateway_client::gateway_core::protocol::{EventKind, Pipeline, ProducerEvent};
 use gateway_client::gateway_core::token::Token;
@@ -297,16 +298,18 @@ async fn create(
             total_count: total,
             job_id,
             ttl_seconds: ttl,
+            callback_url: None,
         })
         .await?;
-    let out = serde_json::json!({
-        "jobId": job.job_id,
-        "token": job.token.expose(),
-        "expiresAt": job.expires_at.0,
-        "wsUrl": job.ws_url,
-        "stateUrl": job.state_url,
-    });
-    println!("{out}");
+    // The gateway's 202 body as it came (the token is for the caller).
+    let out = CreateJobResponse {
+        job_id: job.job_id,
+        token: job.token.expose().to_owned(),
+        expires_at: job.expires_at.0,
+        ws_url: job.ws_url,
+        state_url: job.state_url,
+    };
+    println!("{}", serde_json::to_string(&out)?);
     Ok(0)
 }
 
@@ -316,7 +319,7 @@ async fn emit(url: &str, secret: String, tls: &TlsConfig, job: &str, event: &str
     let seq = Producer::with_tls(url, secret, tls)?
         .post_raw(job, &body)
         .await?;
-    println!("{{\"seq\":{}}}", seq.0);
+    println!("{}", serde_json::to_string(&EventsResponse { seq: seq.0 })?);
     Ok(0)
 }
 

@@ -5,6 +5,7 @@
 //! before the sends and the HTTP answer that depend on it, so nothing a
 //! producer was acknowledged for, and nothing a subscriber saw, can be lost.
 
+use crate::api;
 use crate::callback::{CallbackEvent, PendingNotify};
 use crate::error::{GatewayError, HttpError};
 use crate::protocol::{
@@ -30,7 +31,7 @@ pub use producer::{
     MAX_CODE_BYTES, MAX_CURRENT_ITEM_BYTES, MAX_EVENTS_PER_REQUEST, MAX_MESSAGE_BYTES,
     MAX_RECORD_BYTES, MAX_SUMMARY_BYTES,
 };
-use record::inspect_json;
+use record::inspect;
 pub use record::{Attachment, JobRecord, Phase};
 pub use restore::{Kept, KeptSocket};
 use sockets::{PendingAccept, Subscriber};
@@ -476,23 +477,24 @@ impl Room {
                     .authorize(&token, now)
                     .and_then(|()| self.cancel(now, &mut out));
                 out.push(Effect::Respond(match r {
-                    Ok(()) => ok(202, &serde_json::json!({ "status": "canceled" })),
+                    Ok(()) => ok(
+                        202,
+                        &api::CancelResponse {
+                            status: api::Canceled::Canceled,
+                        },
+                    ),
                     Err(e) => e.into(),
                 }));
             }
             Input::JobState { token } => {
                 let r = self.authorize(&token, now).and_then(|()| self.job_or_404());
                 out.push(Effect::Respond(match r {
-                    Ok(job) => ok(200, &job.state_json()),
+                    Ok(job) => ok(200, &job.state()),
                     Err(e) => e.into(),
                 }));
             }
             Input::Inspect => out.push(Effect::Respond(match self.job_or_404() {
-                Ok(job) => Response {
-                    status: 200,
-                    body: inspect_json(job),
-                    retry_after: None,
-                },
+                Ok(job) => ok(200, &inspect(job)),
                 Err(e) => e.into(),
             })),
             Input::Revoke => self.revoke(now, &mut out),
@@ -649,10 +651,12 @@ fn log(level: Level, event: &'static str, socket: Option<SocketId>) -> Effect {
     })
 }
 
-fn ok(status: u16, body: &serde_json::Value) -> Response {
+/// A success answer; its body is one of the contract's types ([`api`]).
+fn ok(status: u16, body: &impl Serialize) -> Response {
     Response {
         status,
-        body: body.to_string(),
+        // Strings, numbers, enums and valid raw JSON: encoding cannot fail.
+        body: serde_json::to_string(body).unwrap_or_default(),
         retry_after: None,
     }
 }

@@ -65,13 +65,13 @@ impl Room {
         let ws_origin = origin
             .replacen("https://", "wss://", 1)
             .replacen("http://", "ws://", 1);
-        let body = serde_json::json!({
-            "jobId": job.job_id,
-            "token": token.expose(),
-            "expiresAt": expires_at.0,
-            "wsUrl": format!("{ws_origin}/ws/progress?jobId={}", job.job_id),
-            "stateUrl": format!("{origin}/api/job-state/{}", job.job_id),
-        });
+        let body = api::CreateJobResponse {
+            expires_at: expires_at.0,
+            job_id: job.job_id.clone(),
+            state_url: format!("{origin}/api/job-state/{}", job.job_id),
+            token: token.expose().to_owned(),
+            ws_url: format!("{ws_origin}/ws/progress?jobId={}", job.job_id),
+        };
         out.push(Effect::Persist(job.clone()));
         self.live = Some(Live::new(job, now));
         out.push(Effect::Respond(ok(202, &body)));
@@ -81,7 +81,7 @@ impl Room {
         match self.apply_events(now, body, out) {
             Ok(seq) => out.push(Effect::Respond(ok(
                 202,
-                &serde_json::json!({ "seq": seq.0 }),
+                &api::EventsResponse { seq: seq.0 },
             ))),
             Err(e) => out.push(Effect::Respond(e.into())),
         }
@@ -217,7 +217,7 @@ impl Room {
         }
         out.push(Effect::Respond(ok(
             202,
-            &serde_json::json!({ "revoked": true }),
+            &api::RevokeResponse { revoked: true },
         )));
     }
 }

@@ -2,6 +2,8 @@
 //! upgrade reads once) and the attachment each socket carries.
 
 use super::*;
+use crate::api;
+use serde_json::value::RawValue;
 
 /// Where the job is, with the data that exists only there.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -153,19 +155,20 @@ impl JobRecord {
         }
     }
 
-    pub(super) fn state_json(&self) -> serde_json::Value {
+    /// The `GET /api/job-state/{jobId}` answer.
+    pub(super) fn state(&self) -> api::JobState {
         let p = protocol::progress_ratio(self.processed_count, self.total_count);
-        serde_json::json!({
-            "jobId": self.job_id,
-            "pipeline": self.pipeline,
-            "seq": self.seq.0,
-            "updatedAt": self.updated_at.0,
-            "status": self.phase.status(),
-            "processedCount": self.processed_count,
-            "totalCount": self.total_count,
-            "progress": p,
-            "currentProgress": p,
-        })
+        api::JobState {
+            current_progress: p,
+            job_id: self.job_id.clone(),
+            pipeline: self.pipeline,
+            processed_count: self.processed_count,
+            progress: p,
+            seq: self.seq.0,
+            status: self.phase.status(),
+            total_count: self.total_count,
+            updated_at: self.updated_at.0,
+        }
     }
 }
 
@@ -191,51 +194,38 @@ pub struct Attachment {
     pub token_expires_at: Option<Millis>,
 }
 
-/// The producer's view of the job; a summary is the exact text it sent.
-pub(super) fn inspect_json(job: &JobRecord) -> String {
-    #[derive(Serialize)]
-    struct Completed<'a> {
-        #[serde(flatten)]
-        state: &'a serde_json::Value,
-        result: Summary<'a>,
-    }
-    #[derive(Serialize)]
-    struct Summary<'a> {
-        summary: Option<&'a serde_json::value::RawValue>,
-    }
-    let mut v = job.state_json();
+/// The producer's view of the job (`GET /api/jobs/{jobId}`); a summary is
+/// the exact text it sent.
+pub(super) fn inspect(job: &JobRecord) -> api::JobInspect {
+    let state = job.state();
     let result = match &job.phase {
-        Phase::Failed { code, message, .. } => {
-            serde_json::json!({"error": {"code": code, "message": message}})
-        }
-        _ => serde_json::Value::Null,
+        Phase::Completed { summary, .. } => Some(api::JobResult::Completed {
+            // Stored as the producer sent it, so it is valid JSON.
+            summary: RawValue::from_string(summary.clone())
+                .unwrap_or_else(|_| RawValue::NULL.to_owned()),
+        }),
+        Phase::Failed { code, message, .. } => Some(api::JobResult::Failed {
+            error: api::ErrorDetail {
+                code: code.clone(),
+                message: message.clone(),
+            },
+        }),
+        Phase::Pending | Phase::Processing | Phase::Canceled { .. } => None,
     };
-    if let Some(o) = v.as_object_mut() {
-        o.insert("result".into(), result);
-        o.insert("createdAt".into(), job.created_at.0.into());
-        o.insert(
-            "endedAt".into(),
-            job.phase
-                .ended_at()
-                .map_or(serde_json::Value::Null, |t| t.0.into()),
-        );
-        o.insert("currentItem".into(), job.current_item.clone().into());
-        o.insert("message".into(), job.message.clone().into());
-    }
-    match &job.phase {
-        Phase::Completed { summary, .. } => {
-            if let Some(o) = v.as_object_mut() {
-                o.remove("result");
-            }
-            let body = Completed {
-                state: &v,
-                result: Summary {
-                    summary: serde_json::from_str(summary).ok(),
-                },
-            };
-            // Serializing a JSON object and valid raw JSON cannot fail.
-            serde_json::to_string(&body).unwrap_or_default()
-        }
-        _ => v.to_string(),
+    api::JobInspect {
+        created_at: job.created_at.0,
+        current_item: job.current_item.clone(),
+        current_progress: state.current_progress,
+        ended_at: job.phase.ended_at().map(|t| t.0),
+        job_id: state.job_id,
+        message: job.message.clone(),
+        pipeline: state.pipeline,
+        processed_count: state.processed_count,
+        progress: state.progress,
+        result,
+        seq: state.seq,
+        status: state.status,
+        total_count: state.total_count,
+        updated_at: state.updated_at,
     }
 }

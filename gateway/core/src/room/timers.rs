@@ -7,7 +7,7 @@ use super::*;
 /// retention period.
 pub const JOB_EXPIRED: &str = "job_expired";
 const JOB_EXPIRED_MESSAGE: &str =
-    "the producer sent no event for the retention period (24 h); the job ended as failed: start a new job";
+    "the producer sent no event for the retention period (24 h by default); the job ended as failed: start a new job";
 
 impl Room {
     pub(super) fn alarm(&mut self, now: Millis, random: [u8; 16], out: &mut Vec<Effect>) {
