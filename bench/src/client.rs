@@ -115,7 +115,7 @@ impl Producer {
     }
 
     /// Sends one progress event (`processedCount` = `count`), with the
-    /// `eventId` `bench-event-{id}` if asked; returns the `seq` of the 202.
+    /// `eventId` [`event_id`]`(id)` if asked; returns the `seq` of the 202.
     ///
     /// # Errors
     /// When the answer is not 202.
@@ -128,7 +128,8 @@ impl Producer {
     ) -> Result<u64, String> {
         let body = if event_id {
             format!(
-                r#"{{"type":"progress","processedCount":{count},"eventId":"bench-event-{id:010}"}}"#
+                r#"{{"type":"progress","processedCount":{count},"eventId":"{}"}}"#,
+                self::event_id(id)
             )
         } else {
             format!(r#"{{"type":"progress","processedCount":{count}}}"#)
@@ -230,4 +231,10 @@ pub fn watch(
         }
         close(ws).await;
     })
+}
+
+/// The `eventId` of the benchmark's event number `id`.
+#[must_use]
+pub fn event_id(id: usize) -> String {
+    format!("bench-event-{id:010}")
 }

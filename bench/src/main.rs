@@ -278,7 +278,7 @@ fn gateway_only(
     for p in growth {
         let _ = writeln!(
             out,
-            "| event {} of one job with eventIds: record bytes written per event / events per second (4 producers) up to it | {} B / {} |",
+            "| event {} of one job with eventIds: bytes its record write wrote (hot state + the chunk of its id) / events per second (4 producers) up to it | {} B / {} |",
             p.event,
             p.record_bytes.map_or_else(|| "—".to_owned(), |b| b.to_string()),
             num(p.events_per_second)

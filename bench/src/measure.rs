@@ -221,12 +221,13 @@ async fn upgrade(addr: &str, job: &Job) -> Result<(f64, f64), String> {
     Ok((ms(open), first))
 }
 
-/// Bytes of the job record at a point of a long job.
+/// Bytes written per event at a point of a long job.
 #[derive(Debug, Clone)]
 pub struct RecordPoint {
     /// The event's number in the job.
     pub event: usize,
-    /// Bytes of the stored record after it (what each event rewrites).
+    /// Bytes its record write wrote (the hot state and the chunk of
+    /// remembered ids its id went into).
     pub record_bytes: Option<u64>,
     /// Events per second over the window that ended at it.
     pub events_per_second: f64,
@@ -279,7 +280,7 @@ pub async fn record_growth(
         let eps = window as f64 / started.elapsed().as_secs_f64();
         points.push(RecordPoint {
             event: checkpoint,
-            record_bytes: record_bytes(&target.state_dir(), &job.id),
+            record_bytes: record_bytes(&target.state_dir(), &job.id, checkpoint),
             events_per_second: eps,
         });
     }
@@ -316,15 +317,24 @@ fn sqlite(file: &Path, query: &str) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-/// Size of the job record (key `job`) of the object that holds `job_id`.
-fn record_bytes(state: &Path, job_id: &str) -> Option<u64> {
-    let query = format!(
-        "SELECT length(value) FROM _cf_KV WHERE key = 'job' AND instr(CAST(value AS TEXT), '{job_id}') > 0;"
+/// Bytes the record write of event `event` wrote in the object that holds
+/// `job_id`: the hot state (key `job`) and the chunk of remembered ids that
+/// holds its `eventId` (the storage layout of `gateway_core::room::storage`;
+/// a build with the old layout, all ids inside `job`, has no such chunk).
+fn record_bytes(state: &Path, job_id: &str, event: usize) -> Option<u64> {
+    let owner = format!(
+        "SELECT 1 FROM _cf_KV WHERE key = 'job' AND instr(CAST(value AS TEXT), '{job_id}') > 0;"
     );
-    sqlite_files(state)
-        .iter()
-        .find_map(|f| sqlite(f, &query))
-        .and_then(|s| s.parse().ok())
+    let file = sqlite_files(state)
+        .into_iter()
+        .find(|f| sqlite(f, &owner).is_some())?;
+    let id = crate::client::event_id(event);
+    let query = format!(
+        "SELECT (SELECT length(value) FROM _cf_KV WHERE key = 'job') + \
+         COALESCE((SELECT length(value) FROM _cf_KV WHERE key <> 'job' \
+         AND instr(CAST(value AS TEXT), '\"{id}\"') > 0), 0);"
+    );
+    sqlite(&file, &query).and_then(|s| s.parse().ok())
 }
 
 /// The alarm time stored by the object that holds `job_id` (workerd keeps

@@ -283,7 +283,7 @@ fn close_1009_for_a_frame_over_64_kib() {
 #[test]
 fn close_1011_when_sockets_outlive_their_job_record() {
     let (mut s, _) = connected(None);
-    s.storage = None; // storage lost: the room cannot serve these sockets
+    s.lose_storage(); // storage lost: the room cannot serve these sockets
     s.evict();
     s.wake();
     s.settle();

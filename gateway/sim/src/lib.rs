@@ -107,6 +107,10 @@ pub struct SimStats {
     pub hibernations_with_sockets: u32,
     /// Record writes.
     pub writes: u32,
+    /// Keys the record writes wrote.
+    pub written_keys: u32,
+    /// Bytes (keys and values) the record writes wrote.
+    pub written_bytes: u64,
     /// Sockets superseded by a newer one of their `clientId`.
     pub supersedes: u32,
     /// Sockets the room closed as idle (4002).
@@ -160,7 +164,10 @@ pub struct Sim {
     room_config: RoomConfig,
     /// Time of the room's last event (hibernation starts from it).
     last_event: Millis,
-    /// The stored record (what survives eviction).
+    /// The stored keys and values (what survives eviction), laid out as
+    /// [`room::storage`] says; each record write replaces its keys at once.
+    pub stored: BTreeMap<String, String>,
+    /// The record [`Sim::stored`] holds (read back after each write).
     pub storage: Option<JobRecord>,
     /// The stored delivered mark.
     pub delivered_mark: Option<Seq>,
@@ -206,6 +213,7 @@ impl Sim {
             room: None,
             room_config,
             last_event: start,
+            stored: BTreeMap::new(),
             storage: None,
             delivered_mark: None,
             runtime: BTreeMap::new(),
@@ -305,7 +313,7 @@ impl Sim {
             })
             .collect();
         let kept = Kept {
-            record: self.storage.clone(),
+            record: self.read_stored(),
             delivered: self.delivered_mark,
             sockets,
             alarm: self.alarm,
@@ -313,6 +321,24 @@ impl Sim {
         let (room, effects) = Room::restore(self.room_config, self.now, kept);
         self.room = Some(room);
         self.apply_room_effects(effects);
+    }
+
+    /// The record as a wake reads it from [`Sim::stored`].
+    ///
+    /// # Panics
+    /// When the stored keys do not read back: the room wrote a layout it
+    /// cannot read.
+    #[must_use]
+    pub fn read_stored(&self) -> Option<JobRecord> {
+        room::storage::read_stored(self.stored.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Storage is lost (every key, and the delivered mark).
+    pub fn lose_storage(&mut self) {
+        self.stored.clear();
+        self.storage = None;
+        self.delivered_mark = None;
     }
 
     /// The runtime drops the room's memory (hibernation), keeping storage,
@@ -837,17 +863,25 @@ impl Sim {
                         self.net.push_back(Packet::DownClose { socket, code });
                     }
                 }
-                Effect::Persist(record) => {
+                Effect::Persist(write) => {
                     self.stats.writes += 1;
+                    self.stats.written_keys +=
+                        u32::try_from(write.entries.len()).unwrap_or(u32::MAX);
+                    self.stats.written_bytes += write.bytes() as u64;
+                    // One atomic operation: every key or none.
+                    self.stored.extend(write.entries);
+                    let record = self.read_stored();
                     let previous = self.storage.as_ref().map(|r| r.seq);
-                    if let Err(v) = invariants::check_persist(previous, record.seq, self.acked) {
+                    let seq = record.as_ref().map_or(Seq(0), |r| r.seq);
+                    if let Err(v) = invariants::check_persist(previous, seq, self.acked) {
                         self.violated(v);
                     }
-                    self.storage = Some(record);
+                    self.storage = record;
                 }
                 Effect::Forget => {
                     // The job is deleted on purpose (24 h after its end); a job
                     // created later under the same id starts its own seq.
+                    self.stored.clear();
                     self.storage = None;
                     self.delivered_mark = None;
                     self.acked = Seq(0);

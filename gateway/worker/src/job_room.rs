@@ -4,7 +4,9 @@
 //! in order, and a `Persist` is awaited before anything that follows it.
 //!
 //! The room lives in memory while the instance is warm. A cold instance reads
-//! its storage once (the record and the delivered mark) and restores the room
+//! its storage once (every key: the record's hot state, its remembered event
+//! ids, the delivered mark; laid out as `gateway_core::room::storage` says)
+//! and restores the room
 //! from what the runtime kept: the open sockets with their attachments and
 //! last auto-response times, and the alarm. If a record write fails, the room
 //! is dropped from memory (the next event reads storage again) and its sockets
@@ -19,6 +21,7 @@ use gateway_core::error::GatewayError;
 use gateway_core::http::{self, Route};
 use gateway_core::protocol::Seq;
 use gateway_core::protocol::{parse_create_job, LITERAL_PING, LITERAL_PONG};
+use gateway_core::room::storage::{self, DELIVERED_KEY};
 use gateway_core::room::{
     Attachment, Effect, Input, JobRecord, Kept, KeptSocket, Level, Log, Room, RoomConfig, SocketId,
     WireFrame,
@@ -33,11 +36,6 @@ use worker::{
 use crate::router::{JOB_ID_HEADER, ORIGIN_HEADER};
 use crate::{guard, log, reply, runtime};
 use gateway_core::config::PRODUCER_SECRET;
-
-/// The storage key of the whole job record, so a cold upgrade reads once.
-const RECORD_KEY: &str = "job";
-/// The storage key of the delivered mark (read with the record).
-const DELIVERED_KEY: &str = "delivered";
 
 /// One job's room.
 #[durable_object]
@@ -352,26 +350,29 @@ impl JobRoom {
         Ok((effects, Some(storage_ms)))
     }
 
-    /// The record, the delivered mark and the alarm.
+    /// The record, the delivered mark and the alarm: every key in one read
+    /// (the hot state, the delivered mark, the chunks of remembered ids).
     async fn read_kept(&self) -> Result<(Option<JobRecord>, Option<Seq>, Option<Millis>)> {
         let storage = self.state.storage();
-        let stored = storage
-            .get_multiple(vec![RECORD_KEY, DELIVERED_KEY])
-            .await?;
-        let record = stored
-            .get(&RECORD_KEY.into())
-            .as_string()
-            .map(|t| {
-                serde_json::from_str(&t)
-                    .map_err(|e| worker::Error::RustError(format!("stored job record: {e}")))
-            })
-            .transpose()?;
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let delivered = stored
-            .get(&DELIVERED_KEY.into())
-            .as_f64()
-            .filter(|n| n.is_finite() && *n >= 0.0)
-            .map(|n| Seq(n as u64));
+        let stored = storage.list().await?;
+        let mut texts = Vec::new();
+        let mut delivered = None;
+        stored.for_each(&mut |value, key| {
+            let Some(key) = key.as_string() else { return };
+            if key == DELIVERED_KEY {
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                {
+                    delivered = value
+                        .as_f64()
+                        .filter(|n| n.is_finite() && *n >= 0.0)
+                        .map(|n| Seq(n as u64));
+                }
+            } else if let Some(text) = value.as_string() {
+                texts.push((key, text));
+            }
+        });
+        let record = storage::read_stored(texts.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .map_err(|e| worker::Error::RustError(e.to_string()))?;
         #[allow(clippy::cast_sign_loss)]
         let alarm = storage
             .get_alarm()
@@ -435,10 +436,20 @@ impl JobRoom {
                         let _ = ws.close(Some(code.as_u16()), Some(reason));
                     }
                 }
-                Effect::Persist(record) => {
-                    let write = match serde_json::to_string(&record) {
-                        Ok(text) => self.state.storage().put(RECORD_KEY, text).await,
-                        Err(e) => Err(worker::Error::RustError(format!("job record: {e}"))),
+                Effect::Persist(write) => {
+                    // One `put` of every key: atomic, so a crash loses all
+                    // of the write or none of it.
+                    let values = js_sys::Object::new();
+                    let write = write
+                        .entries
+                        .iter()
+                        .try_for_each(|(key, value)| {
+                            js_sys::Reflect::set(&values, &key.into(), &value.into()).map(|_| ())
+                        })
+                        .map_err(worker::Error::from);
+                    let write = match write {
+                        Ok(()) => self.state.storage().put_multiple_raw(values).await,
+                        Err(e) => Err(e),
                     };
                     if let Err(e) = write {
                         self.fail(&e);

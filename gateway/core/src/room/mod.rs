@@ -23,6 +23,7 @@ mod producer;
 mod record;
 mod restore;
 mod sockets;
+pub mod storage;
 mod timers;
 mod tokens;
 
@@ -35,6 +36,7 @@ use record::inspect;
 pub use record::{Attachment, JobRecord, Phase};
 pub use restore::{Kept, KeptSocket};
 use sockets::{PendingAccept, Subscriber};
+pub use storage::Write;
 pub use timers::JOB_EXPIRED;
 
 /// Socket ids a room can hand out per millisecond before borrowing from the
@@ -275,9 +277,6 @@ pub struct Log {
 }
 
 /// What the adapter must do, in order.
-// At most one `Persist` per input: a boxed record would cost an allocation
-// per write to save a few bytes per effect.
-#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Effect {
     /// Answer the HTTP request that caused this input.
@@ -313,8 +312,10 @@ pub enum Effect {
         /// Its new attachment.
         attachment: Attachment,
     },
-    /// Write the record; await it before carrying out the next effect.
-    Persist(JobRecord),
+    /// Write the record (what changed of it, laid out as [`storage`] says)
+    /// in one atomic storage operation; await it before carrying out the
+    /// next effect.
+    Persist(Write),
     /// Write the delivered mark (a small key of its own): every socket was
     /// sent everything through this seq. Need not be awaited; if it is lost,
     /// the next wake only sends a redundant snapshot.
@@ -365,6 +366,8 @@ struct Live {
     sockets: BTreeMap<SocketId, Subscriber>,
     timers: Timers,
     throttle: Throttle,
+    /// Remembered ids numbered below this are stored ([`JobRecord::remembered`]).
+    written_ids: u64,
 }
 
 /// The seed's write throttle ([`PersistPolicy::SeedThrottled`]): what it
@@ -380,6 +383,7 @@ impl Live {
     /// A job just written (created, or read back from storage) at `now`.
     fn new(record: JobRecord, now: Millis) -> Self {
         Self {
+            written_ids: record.remembered,
             record,
             sockets: BTreeMap::new(),
             timers: Timers::default(),
@@ -527,6 +531,7 @@ impl Room {
         let Some(Live {
             record: job,
             throttle,
+            written_ids,
             ..
         }) = self.live.as_mut()
         else {
@@ -547,7 +552,8 @@ impl Room {
             job.delivered = job.delivered.max(self.seq_at_input);
             throttle.unpersisted = 0;
             throttle.last_persist = now;
-            out.push(Effect::Persist(job.clone()));
+            out.push(Effect::Persist(storage::write(job, *written_ids)));
+            *written_ids = job.remembered;
         }
     }
 

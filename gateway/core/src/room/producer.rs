@@ -58,6 +58,7 @@ impl Room {
             legacy_ended_at: None,
             tokens,
             applied: VecDeque::new(),
+            remembered: 0,
             next_socket: 0,
             callback_url: req.callback_url.clone(),
             notify: None,
@@ -72,7 +73,7 @@ impl Room {
             token: token.expose().to_owned(),
             ws_url: format!("{ws_origin}/ws/progress?jobId={}", job.job_id),
         };
-        out.push(Effect::Persist(job.clone()));
+        out.push(Effect::Persist(storage::write(&job, 0)));
         self.live = Some(Live::new(job, now));
         out.push(Effect::Respond(ok(202, &body)));
     }
@@ -153,10 +154,8 @@ impl Room {
             last_seq = next.seq;
             if let Some(id) = e.event_id.as_deref() {
                 seen.insert(id, next.seq);
-                next.applied.push_back((id.to_owned(), next.seq));
-                while next.applied.len() > REMEMBERED_EVENT_IDS {
-                    next.applied.pop_front();
-                }
+                let seq = next.seq;
+                next.remember(id.to_owned(), seq);
             }
             fanout.push((next.seq, msg));
         }
@@ -269,7 +268,7 @@ fn check_record_size(job: &JobRecord) -> Result<(), HttpError> {
             413,
             "job_state_too_large",
             format!(
-                "the job's stored state would be {len} bytes, over the {MAX_RECORD_BYTES}-byte limit; send a shorter summary, message, currentItem or eventIds"
+                "the job's stored state would be {len} bytes, over the {MAX_RECORD_BYTES}-byte limit; send a shorter summary, message or currentItem"
             ),
         ));
     }

@@ -1,5 +1,6 @@
-//! What the room stores: the job record (one storage key, so a cold
-//! upgrade reads once) and the attachment each socket carries.
+//! What the room stores: the job record (its hot state under one key, its
+//! remembered event ids in chunks: see [`super::storage`]) and the
+//! attachment each socket carries.
 
 use super::*;
 use crate::api;
@@ -85,8 +86,8 @@ impl Phase {
     }
 }
 
-/// Everything the room needs to restore itself: one storage record, so a cold
-/// upgrade reads storage once (SPEC §6).
+/// Everything the room needs to restore itself, read with one storage call
+/// on a cold upgrade (SPEC §6); stored as [`super::storage`] lays it out.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobRecord {
@@ -118,8 +119,15 @@ pub struct JobRecord {
     pub(super) legacy_ended_at: Option<Millis>,
     /// Token hashes and expiries.
     pub tokens: TokenSet,
-    /// The last applied event ids and their seqs, oldest first.
+    /// The last applied event ids and their seqs, oldest first (at most
+    /// [`REMEMBERED_EVENT_IDS`]). Stored apart, in chunks; records of the old
+    /// layout held them here, so they are still read.
+    #[serde(default, skip_serializing)]
     pub applied: VecDeque<(String, Seq)>,
+    /// Event ids remembered since the job began (the number of the next one);
+    /// 0 in records of the old layout.
+    #[serde(default)]
+    pub remembered: u64,
     /// Next socket id to hand out.
     pub next_socket: u64,
     /// The producer's callback URL, if it gave one (never logged).
@@ -131,6 +139,16 @@ pub struct JobRecord {
 }
 
 impl JobRecord {
+    /// Remembers the id of an event just applied at `seq`, forgetting the
+    /// oldest beyond [`REMEMBERED_EVENT_IDS`].
+    pub(super) fn remember(&mut self, id: String, seq: Seq) {
+        self.applied.push_back((id, seq));
+        self.remembered += 1;
+        while self.applied.len() > REMEMBERED_EVENT_IDS {
+            self.applied.pop_front();
+        }
+    }
+
     pub(super) fn header(&self) -> JobHeader {
         JobHeader {
             job_id: self.job_id.clone(),

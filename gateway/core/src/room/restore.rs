@@ -17,7 +17,7 @@ pub struct KeptSocket {
 /// eviction): everything [`Room::restore`] rebuilds it from.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Kept {
-    /// The stored record.
+    /// The stored record ([`super::storage::read_stored`]).
     pub record: Option<JobRecord>,
     /// The stored delivered mark ([`Effect::MarkDelivered`]).
     pub delivered: Option<Seq>,
@@ -57,6 +57,12 @@ impl Room {
                 *at = legacy;
             }
         }
+        // The old layout kept the ids in the record and did not number them:
+        // number them now, and store them in chunks with the next write.
+        let legacy_ids = job.remembered == 0 && !job.applied.is_empty();
+        if legacy_ids {
+            job.remembered = job.applied.len() as u64;
+        }
         let mut sockets = BTreeMap::new();
         for s in kept.sockets {
             let a = s.attachment;
@@ -81,6 +87,7 @@ impl Room {
         room.seq_at_input = seq;
         room.live = Some(Live {
             sockets,
+            written_ids: if legacy_ids { 0 } else { job.remembered },
             ..Live::new(job, now)
         });
         if behind {
