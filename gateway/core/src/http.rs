@@ -344,6 +344,23 @@ pub enum RoomRequest {
     },
 }
 
+impl RoomRequest {
+    /// A stable name for logs (never the token).
+    #[must_use]
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Self::Create { .. } => "create",
+            Self::Events => "events",
+            Self::Inspect => "inspect",
+            Self::Revoke => "revoke",
+            Self::IssueToken => "issue_token",
+            Self::Cancel { .. } => "cancel",
+            Self::JobState { .. } => "job_state",
+            Self::Upgrade { .. } => "upgrade",
+        }
+    }
+}
+
 /// A request for a job's room, and the CORS origin its answer carries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

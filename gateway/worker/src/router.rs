@@ -3,7 +3,7 @@
 //! edge, or forward a [`ToRoom`] to the job's Durable Object (named by its id)
 //! in the [`ROOM_REQUEST_HEADER`], with the events body streamed behind it.
 
-use gateway_core::http::{self, Decision, Reply, RequestParts, ToRoom};
+use gateway_core::http::{self, Decision, Reply, RequestParts, RoomRequest, ToRoom};
 use tracing::Instrument;
 use worker::{event, Context, Env, Headers, Method, Request, RequestInit, Response, Result};
 
@@ -83,12 +83,12 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
             }
         }
         Decision::ToRoom(to) => {
-            let streamed = body::declared_length(&req)?.is_some() || req.method() != Method::Post;
-            let inner = if streamed {
-                // A declared length within the limit bounds the body (and a
-                // GET has none): the room reads it once, from this request.
-                let mut init = init(req.method(), &to, Some(req.headers()))?;
-                init.with_redirect(worker::RequestRedirect::Manual);
+            // Only an events body is read by the room. A declared length
+            // within the limit bounds it: the room reads it once, from this
+            // request; a chunked one is read here, stopping past 1 MiB.
+            let events = matches!(to.request, RoomRequest::Events);
+            let inner = if !events || body::declared_length(&req)?.is_some() {
+                let init = init(req.method(), &to, Some(req.headers()))?;
                 let web = worker::web_sys::Request::new_with_request_and_init(
                     req.inner(),
                     &(&init).into(),

@@ -146,7 +146,7 @@ impl Room {
                 .filter_map(|s| s.attachment.token_expires_at)
                 .min()
             {
-                Some(at) if live => timers.set(Timer::TokenExpiry, at),
+                Some(at) if live && running => timers.set(Timer::TokenExpiry, at),
                 _ => timers.clear(Timer::TokenExpiry),
             }
             // A socket silent since `oldest` is idle after 2 intervals
