@@ -18,7 +18,7 @@ pub enum CloseCode {
     Unsupported,
     /// 1006: never sent; what a client sees when the connection drops.
     Abnormal,
-    /// 1008: the job's tokens were revoked.
+    /// 1008: the job's tokens were revoked, or the session ended.
     Revoked,
     /// 1009: a frame was too big.
     TooBig,
@@ -91,7 +91,7 @@ pub const TABLE: &[CloseCodeRow] = &[
     },
     CloseCodeRow {
         code: CloseCode::Revoked,
-        sent_when: "the job's tokens were revoked after upgrade",
+        sent_when: "the job's tokens were revoked after upgrade, or the socket's token expired at the end of its session (`MAX_SESSION_MS`, default 24 h)",
         client_does: "get a new token from the app's backend; no blind retry",
     },
     CloseCodeRow {

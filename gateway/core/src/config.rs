@@ -17,6 +17,7 @@ use thiserror::Error;
 use crate::error::HttpError;
 use crate::http::bearer;
 use crate::room::RoomConfig;
+use crate::token::{TokenKey, TokenKeys};
 use crate::Millis;
 
 /// Var: origins allowed to call the gateway from a browser.
@@ -32,6 +33,20 @@ pub const JOB_RETENTION_MS: &str = "JOB_RETENTION_MS";
 pub const PRODUCER_SECRET: &str = "PRODUCER_SECRET";
 /// Secret: the next producer secret, accepted as well during a rotation.
 pub const PRODUCER_SECRET_NEXT: &str = "PRODUCER_SECRET_NEXT";
+/// Secret: signs subscriber tokens (derived from `PRODUCER_SECRET` if unset).
+pub const TOKEN_SECRET: &str = "TOKEN_SECRET";
+/// Secret: the token secret before a rotation, accepted for checking only.
+pub const TOKEN_SECRET_PREVIOUS: &str = "TOKEN_SECRET_PREVIOUS";
+/// Var: the longest session a token lineage may have, in ms.
+pub const MAX_SESSION_MS: &str = "MAX_SESSION_MS";
+
+/// Allowed `MAX_SESSION_MS`: 1 min (tests) to 30 days.
+pub const MAX_SESSION_RANGE: (u64, u64) = (60_000, 30 * 24 * 3_600_000);
+/// The label a token key is derived from `TOKEN_SECRET` under.
+const TOKEN_SECRET_LABEL: &str = "progress-gateway token key v1";
+/// The label a token key is derived from `PRODUCER_SECRET` under, when no
+/// `TOKEN_SECRET` is set.
+const PRODUCER_SECRET_LABEL: &str = "progress-gateway token key from producer secret v1";
 
 /// Allowed `PING_INTERVAL_MS`: 1 s (the tests' value) to 10 min.
 pub const PING_INTERVAL_RANGE: (u64, u64) = (1_000, 600_000);
@@ -271,6 +286,11 @@ pub struct Config {
     pub room: RoomConfig,
     /// `PRODUCER_SECRET` and `PRODUCER_SECRET_NEXT`.
     pub producer: ProducerSecrets,
+    /// The keys subscriber tokens are checked with, from `TOKEN_SECRET`
+    /// (else `PRODUCER_SECRET`) and `TOKEN_SECRET_PREVIOUS`; `None` when
+    /// neither secret is set (no job can exist then). The current key is
+    /// also `room.token_key`.
+    pub tokens: Option<TokenKeys>,
 }
 
 impl Config {
@@ -299,14 +319,33 @@ impl Config {
             let default = room.retention.0;
             room.retention = Millis(integer(JOB_RETENTION_MS, &v, JOB_RETENTION_RANGE, default)?);
         }
+        if let Some(v) = get(MAX_SESSION_MS) {
+            let default = room.max_session.0;
+            room.max_session = Millis(integer(MAX_SESSION_MS, &v, MAX_SESSION_RANGE, default)?);
+        }
+        let producer_secret = get(PRODUCER_SECRET).filter(|s| !s.is_empty());
         let producer = ProducerSecrets::new(
-            get(PRODUCER_SECRET).as_deref(),
+            producer_secret.as_deref(),
             get(PRODUCER_SECRET_NEXT).as_deref(),
         );
+        let current = match get(TOKEN_SECRET).filter(|s| !s.is_empty()) {
+            Some(s) => Some(TokenKey::derive(TOKEN_SECRET_LABEL, &s)),
+            None => producer_secret
+                .as_deref()
+                .map(|s| TokenKey::derive(PRODUCER_SECRET_LABEL, s)),
+        };
+        let previous = get(TOKEN_SECRET_PREVIOUS)
+            .filter(|s| !s.is_empty())
+            .map(|s| TokenKey::derive(TOKEN_SECRET_LABEL, &s));
+        let tokens = current.map(|current| {
+            room.token_key = current;
+            TokenKeys { current, previous }
+        });
         Ok(Self {
             origins,
             room,
             producer,
+            tokens,
         })
     }
 }

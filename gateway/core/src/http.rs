@@ -1,10 +1,19 @@
-//! The HTTP surface (SPEC §1) as pure functions: routing, the upgrade checks
-//! that come before a job's room is reached (426, 400), producer and bearer
-//! authorization, and CORS. The Worker calls these and decides nothing itself.
+//! The HTTP surface (SPEC §1) as pure functions, and the one decision the
+//! Worker's router acts on ([`decide`]): routing, the checks that need no
+//! room (origin, producer secret, 426/400, the subscriber token's MAC and
+//! expiry, body size) and the CORS origin of every answer. The router
+//! forwards a [`ToRoom`] to the job's Durable Object, which turns its
+//! [`RoomRequest`] into the room's input without routing again.
 
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
 use crate::error::HttpError;
-use crate::protocol::{check_safe_integer, is_valid_job_id, Seq, MAX_PRODUCER_BODY};
+use crate::protocol::{
+    check_safe_integer, is_valid_job_id, parse_create_job, CreateJob, Seq, MAX_PRODUCER_BODY,
+};
 use crate::room::Upgrade;
+use crate::Millis;
 
 /// Longest accepted `clientId`.
 pub const MAX_CLIENT_ID: usize = 128;
@@ -267,6 +276,249 @@ pub fn body_too_large(len: Option<u64>) -> HttpError {
 pub const CORS_ALLOW_METHODS: &str = "GET, POST, OPTIONS";
 /// Headers a preflight allows.
 pub const CORS_ALLOW_HEADERS: &str = "Authorization, Content-Type";
+
+/// The refusal of a subscriber token that is malformed, forged, for
+/// another job, expired, revoked or unknown: one answer for all, from the
+/// edge and from the room alike, whether or not the job exists.
+#[must_use]
+pub fn bad_token() -> HttpError {
+    HttpError::unauthorized("token is wrong, revoked or expired; get a new one from your backend")
+}
+
+/// What the router needs to know of a request (all borrowed from it).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RequestParts<'a> {
+    /// The method.
+    pub method: &'a str,
+    /// The path.
+    pub path: &'a str,
+    /// The query, without `?`.
+    pub query: &'a str,
+    /// `scheme://host[:port]` the caller used (for `wsUrl`/`stateUrl`).
+    pub url_origin: &'a str,
+    /// The `Origin` header (browsers only).
+    pub origin: Option<&'a str>,
+    /// The `Authorization` header.
+    pub authorization: Option<&'a str>,
+    /// The `Upgrade` header.
+    pub upgrade: Option<&'a str>,
+    /// The `Content-Length` header.
+    pub content_length: Option<&'a str>,
+}
+
+/// What one request needs from its job's room, with everything the edge
+/// already parsed and checked. Serialized from the router to the Durable
+/// Object (see [`ToRoom`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum RoomRequest {
+    /// `POST /api/jobs` with its parsed body.
+    Create {
+        /// The body.
+        request: CreateJob,
+        /// `scheme://host` the producer called.
+        origin: String,
+    },
+    /// `POST /api/jobs/{id}/events`; the body follows the envelope.
+    Events,
+    /// `GET /api/jobs/{id}`.
+    Inspect,
+    /// `POST /api/jobs/{id}/revoke`.
+    Revoke,
+    /// `POST /api/jobs/{id}/tokens`.
+    IssueToken,
+    /// `POST /api/jobs/{id}/cancel` with a token the edge checked.
+    Cancel {
+        /// The token.
+        token: String,
+    },
+    /// `GET /api/job-state/{id}` with a token the edge checked.
+    JobState {
+        /// The token.
+        token: String,
+    },
+    /// `GET /ws/progress` with its parsed query and a token the edge checked.
+    Upgrade {
+        /// The upgrade.
+        request: Upgrade,
+    },
+}
+
+impl RoomRequest {
+    /// A stable name for logs (never the token).
+    #[must_use]
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Self::Create { .. } => "create",
+            Self::Events => "events",
+            Self::Inspect => "inspect",
+            Self::Revoke => "revoke",
+            Self::IssueToken => "issue_token",
+            Self::Cancel { .. } => "cancel",
+            Self::JobState { .. } => "job_state",
+            Self::Upgrade { .. } => "upgrade",
+        }
+    }
+}
+
+/// A request for a job's room, and the CORS origin its answer carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToRoom {
+    /// The job (names the Durable Object).
+    pub job_id: String,
+    /// What to do.
+    pub request: RoomRequest,
+    /// `Access-Control-Allow-Origin` of the answer, if any.
+    pub cors: Option<String>,
+}
+
+/// An answer the edge gives itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// A JSON answer (a refusal, or `/healthz`).
+    Json {
+        /// Status.
+        status: u16,
+        /// Body.
+        body: String,
+        /// `Retry-After` seconds.
+        retry_after: Option<u64>,
+        /// `Access-Control-Allow-Origin`, if any.
+        cors: Option<String>,
+    },
+    /// `204` to a CORS preflight, allowing this origin (none: no CORS headers).
+    Preflight {
+        /// The allowed origin.
+        cors: Option<String>,
+    },
+}
+
+impl Reply {
+    /// A refusal in the SPEC's error shape.
+    #[must_use]
+    pub fn error(e: &HttpError, cors: Option<String>) -> Self {
+        Self::Json {
+            status: e.status,
+            body: e.body(),
+            retry_after: e.retry_after,
+            cors,
+        }
+    }
+}
+
+/// The router's one decision about a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Answer at the edge; no room is touched.
+    Reply(Reply),
+    /// Forward to the job's room.
+    ToRoom(ToRoom),
+    /// `POST /api/jobs`: read the body (at most [`MAX_PRODUCER_BODY`] bytes),
+    /// then [`decide_create`].
+    ReadCreateBody,
+}
+
+/// Decides what happens to a request, before any body is read: every check
+/// that needs no room, in the order of SPEC §1. The `now` is for token expiry.
+#[must_use]
+pub fn decide(parts: &RequestParts<'_>, config: &Config, now: Millis) -> Decision {
+    // A browser origin that is not allowed gets no further, on any route.
+    if let Err(e) = config.origins.check(parts.origin) {
+        return Decision::Reply(Reply::error(&e, None));
+    }
+    let route = route(parts.method, parts.path);
+    let cors = if route.answers_cors() {
+        config.origins.cors(parts.origin)
+    } else {
+        None
+    };
+    let refuse = |e: HttpError| Decision::Reply(Reply::error(&e, cors.clone()));
+    if route.is_producer() {
+        if let Err(e) = config.producer.authorize(parts.authorization) {
+            return refuse(e);
+        }
+    }
+    let to_room = |job_id: String, request: RoomRequest| {
+        Decision::ToRoom(ToRoom {
+            job_id,
+            request,
+            cors: cors.clone(),
+        })
+    };
+    // The token's MAC and expiry, so a forged or stale one never wakes a room.
+    let check_token = |token: &str, job_id: &str| match &config.tokens {
+        Some(keys) => keys
+            .verify(token, job_id, now)
+            .map(|_| ())
+            .map_err(|_| bad_token()),
+        None => Err(bad_token()),
+    };
+    let bearer_token = |job_id: &str| {
+        require_bearer(parts.authorization)
+            .and_then(|token| check_token(token, job_id).map(|()| token.to_owned()))
+    };
+    match route {
+        Route::Health => Decision::Reply(Reply::Json {
+            status: 200,
+            body: r#"{"status":"ok"}"#.to_owned(),
+            retry_after: None,
+            cors: None,
+        }),
+        Route::Preflight => Decision::Reply(Reply::Preflight { cors }),
+        Route::Refused(e) => refuse(e),
+        Route::CreateJob => match check_content_length(parts.content_length) {
+            Ok(()) => Decision::ReadCreateBody,
+            Err(e) => refuse(e),
+        },
+        Route::Events(job) => match check_content_length(parts.content_length) {
+            Ok(()) => to_room(job, RoomRequest::Events),
+            Err(e) => refuse(e),
+        },
+        Route::Inspect(job) => to_room(job, RoomRequest::Inspect),
+        Route::Revoke(job) => to_room(job, RoomRequest::Revoke),
+        Route::IssueToken(job) => to_room(job, RoomRequest::IssueToken),
+        Route::Cancel(job) => match bearer_token(&job) {
+            Ok(token) => to_room(job, RoomRequest::Cancel { token }),
+            Err(e) => refuse(e),
+        },
+        Route::JobState(job) => match bearer_token(&job) {
+            Ok(token) => to_room(job, RoomRequest::JobState { token }),
+            Err(e) => refuse(e),
+        },
+        Route::Upgrade => match parse_upgrade(parts.upgrade, parts.query) {
+            Ok(up) => match check_token(&up.token, &up.job_id) {
+                Ok(()) => to_room(up.job_id.clone(), RoomRequest::Upgrade { request: up }),
+                Err(e) => refuse(e),
+            },
+            Err(e) => refuse(e),
+        },
+    }
+}
+
+/// The second half of [`decide`] for `POST /api/jobs`, once its body is
+/// read: parses it and names the job (the body's id, or `new_job_id`).
+#[must_use]
+pub fn decide_create(
+    body: &[u8],
+    url_origin: &str,
+    new_job_id: impl FnOnce() -> String,
+) -> Decision {
+    match parse_create_job(body) {
+        Ok(request) => {
+            let job_id = request.job_id.clone().unwrap_or_else(new_job_id);
+            Decision::ToRoom(ToRoom {
+                job_id,
+                request: RoomRequest::Create {
+                    request,
+                    origin: url_origin.to_owned(),
+                },
+                cors: None,
+            })
+        }
+        Err(e) => Decision::Reply(Reply::error(&e, None)),
+    }
+}
 
 #[cfg(test)]
 mod tests {

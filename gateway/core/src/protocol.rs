@@ -785,8 +785,10 @@ pub fn encode_producer_event(e: &ProducerEvent) -> Value {
     Value::Object(m)
 }
 
-/// A validated `POST /api/jobs` body.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// A validated `POST /api/jobs` body (serialized only from the router to
+/// the room, see [`crate::http::ToRoom`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CreateJob {
     /// The producer's own id, if it chose one.
     pub job_id: Option<String>,

@@ -12,15 +12,19 @@ pub enum Timer {
     Cleanup,
     /// The next attempt of a pending producer callback.
     Notify,
+    /// Close (1008) sockets whose newest token expired: their session
+    /// reached its maximum length and no refresh could extend it.
+    TokenExpiry,
 }
 
 impl Timer {
     /// Every timer, in a fixed order.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::TokenRefresh,
         Self::IdleSweep,
         Self::Cleanup,
         Self::Notify,
+        Self::TokenExpiry,
     ];
 
     const fn index(self) -> usize {
@@ -29,6 +33,7 @@ impl Timer {
             Self::IdleSweep => 1,
             Self::Cleanup => 2,
             Self::Notify => 3,
+            Self::TokenExpiry => 4,
         }
     }
 }
@@ -37,7 +42,7 @@ use crate::Millis;
 
 /// When each timer fires, if armed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Timers([Option<Millis>; 4]);
+pub struct Timers([Option<Millis>; 5]);
 
 impl Timers {
     /// Arms (or re-arms) a timer.

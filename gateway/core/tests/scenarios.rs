@@ -1413,3 +1413,87 @@ fn an_unsafe_count_is_422_and_changes_nothing() {
     );
     clean(&s);
 }
+
+/// A session of 5 min with 2 min tokens: refreshes (each a minute before the
+/// newest expires) at +1, +2 and +3 min; the last is capped at exactly the
+/// session's end (+5 min), so none follows; at +5 min the socket closes 1008.
+#[test]
+fn refreshes_stop_at_the_session_cap_and_the_socket_closes_1008_when_its_token_expires() {
+    let max_session = Millis::from_mins(5);
+    let mut s = Sim::new(
+        RoomConfig {
+            max_session,
+            ..RoomConfig::default()
+        },
+        T0,
+        3,
+    );
+    s.create_job(Some(10), Millis::from_mins(2));
+    let c = s.add_client(Some("phone"));
+    s.start(c);
+    s.settle();
+    s.advance(Millis::from_mins(4));
+    let refreshes = socket_frames(&s, 0)
+        .0
+        .iter()
+        .filter(|f| f.1 == "token_refresh")
+        .count();
+    assert_eq!(refreshes, 3);
+    let end = T0.plus(max_session);
+    // The last refresh reached the cap exactly: no refresh goes past it.
+    assert_eq!(s.clients[c].machine.token_expires_at(), Some(end));
+    assert_eq!(socket_frames(&s, 0).1, None, "open until the token expires");
+    assert_eq!(s.clients[c].machine.state(), &State::Active);
+    // One ms before the end it is still open; at the end it closes.
+    s.advance(end.minus(s.now).minus(Millis(1)));
+    assert_eq!(socket_frames(&s, 0).1, None);
+    s.advance(Millis::from_secs(1));
+    assert_eq!(socket_frames(&s, 0).1, Some(1008));
+    let after = socket_frames(&s, 0).0;
+    assert_eq!(
+        after.iter().filter(|f| f.1 == "token_refresh").count(),
+        3,
+        "no refresh past the cap"
+    );
+    assert_eq!(
+        s.clients[c].machine.state(),
+        &State::Failed(FailReason::Revoked)
+    );
+    // Reconnecting with the expired token fails: the app needs a new one.
+    let again = s.add_client(None);
+    s.start(again);
+    s.settle();
+    assert_eq!(
+        s.clients[again].machine.state(),
+        &State::Failed(FailReason::Unauthorized)
+    );
+    clean(&s);
+}
+
+/// The producer's token starts a session of its own: a socket holding it
+/// stays open past the lineage's cap, until its own token expires.
+#[test]
+fn a_producer_issued_token_starts_its_own_session() {
+    let max_session = Millis::from_mins(5);
+    let mut s = Sim::new(
+        RoomConfig {
+            max_session,
+            ..RoomConfig::default()
+        },
+        T0,
+        3,
+    );
+    s.create_job(Some(10), Millis::from_mins(2));
+    s.advance(Millis::from_mins(4));
+    let (granted, exp) = issued_token(&s.room_request(Input::IssueToken { random: [9; 16] }));
+    assert_eq!(exp, T0.plus(Millis::from_mins(6)), "now + ttl");
+    let c = s.add_client_with(Some("phone"), granted, None);
+    s.start(c);
+    s.settle();
+    s.advance(Millis::from_secs(90));
+    // Past the lineage's cap (+5 min), still open: its token runs to +6 min.
+    assert!(s.now > T0.plus(max_session));
+    assert_eq!(socket_frames(&s, 0).1, None);
+    s.advance(Millis::from_mins(1));
+    assert_eq!(socket_frames(&s, 0).1, Some(1008));
+}

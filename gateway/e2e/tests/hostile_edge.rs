@@ -639,3 +639,113 @@ async fn an_invalid_var_refuses_every_request_with_500_misconfigured() {
     assert_eq!(logged(&log), 1, "logged once per isolate:\n{log}");
     assert!(!log.contains(api.secret()), "the secret is never logged");
 }
+
+// ---------------------------------------------------------------------------
+// Tokens the edge checks (issue 11, part 4)
+
+/// The `room_request` lines the Durable Object of `job` logged: one per
+/// request that reached that job's room.
+fn room_requests(log: &str, job: &str) -> usize {
+    log.lines()
+        .filter_map(|line| Some(&line[line.find('{')?..=line.rfind('}')?]))
+        .filter_map(|json| serde_json::from_str::<Value>(json).ok())
+        .filter(|v| v["event"] == "room_request" && v["job_id"] == job)
+        .count()
+}
+
+/// Waits until `job`'s room logged `at_least` requests (wrangler writes
+/// workerd's output asynchronously), then a little more so a late extra
+/// line would show, and returns the count.
+async fn settled_room_requests(gateway: &Gateway, job: &str, at_least: usize) -> usize {
+    for _ in 0..50 {
+        if room_requests(&gateway.log(), job) >= at_least {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    room_requests(&gateway.log(), job)
+}
+
+/// The three subscriber calls with one token: upgrade, job state, cancel.
+async fn subscriber_calls(api: &Api, job: &str, token: &str) -> Vec<Reply> {
+    vec![
+        api.refused_upgrade(&Api::query(job, token, None, None))
+            .await,
+        api.job_state(job, token).await,
+        api.cancel(job, token).await,
+    ]
+}
+
+#[tokio::test]
+async fn forged_tokens_get_one_401_at_the_edge_whether_or_not_the_job_exists() {
+    let gateway = Gateway::shared();
+    let api = gateway.api();
+    let job = new_job(&api).await;
+    let other = new_job(&api).await;
+    let missing = format!("no-such-job-{}", &job.id[..8]);
+    // A well-formed token with a wrong MAC, one in the old UUID format, and
+    // one with a later expiry than was signed.
+    let real = job.token.clone();
+    let mut parts: Vec<String> = real.split('.').map(str::to_owned).collect();
+    assert_eq!(parts.len(), 5, "v1 token format: {}", parts.len());
+    let mac = parts[4].clone();
+    parts[4] = format!(
+        "{}{}",
+        if mac.starts_with('0') { '1' } else { '0' },
+        &mac[1..]
+    );
+    let bad_mac = parts.join(".");
+    parts[4] = mac;
+    parts[1] = (parts[1].parse::<u64>().unwrap() + 1).to_string();
+    let later = parts.join(".");
+    let forged = [
+        bad_mac,
+        later,
+        "6f1c2a3b-4d5e-4f60-8a71-92b3c4d5e6f7".to_owned(),
+    ];
+    let state_before = seq(&api, &job.id).await;
+    let mut answers = Vec::new();
+    for token in &forged {
+        let existing = subscriber_calls(&api, &job.id, token).await;
+        let absent = subscriber_calls(&api, &missing, token).await;
+        for (a, b) in existing.iter().zip(&absent) {
+            assert_eq!(a.assert_error(401), "unauthorized");
+            assert_eq!(
+                (a.status, &a.text),
+                (b.status, &b.text),
+                "a job's existence shows"
+            );
+            assert!(
+                a.text.contains("get a new one from your backend"),
+                "{}",
+                a.text
+            );
+        }
+        answers.extend(existing);
+    }
+    // Job A's real token on job B is refused the same way.
+    for reply in subscriber_calls(&api, &other.id, &real).await {
+        assert_eq!((reply.status, &reply.text), (401, &answers[0].text));
+    }
+    // Nothing reached either room (only their creation did), nor the
+    // missing job's; the job is unchanged.
+    assert_eq!(seq(&api, &job.id).await, state_before);
+    assert_eq!(
+        settled_room_requests(gateway, &job.id, 3).await,
+        3,
+        "create and the two inspects only"
+    );
+    assert_eq!(settled_room_requests(gateway, &other.id, 1).await, 1);
+    assert_eq!(room_requests(&gateway.log(), &missing), 0);
+    // The real token still works, and that call reaches the room.
+    let state = api.job_state(&job.id, &real).await;
+    assert_eq!(state.status, 200, "{}", state.text);
+    let mut sub = api.subscribe(&job.id, &real).await;
+    sub.expect_type("snapshot").await;
+    assert_eq!(settled_room_requests(gateway, &job.id, 5).await, 5);
+    assert!(
+        !gateway.raw_log().contains(&real),
+        "a token reached the log"
+    );
+}

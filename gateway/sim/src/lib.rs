@@ -911,13 +911,21 @@ impl Sim {
     }
 
     fn check_tokens(&mut self) {
+        let session_end = self
+            .job()
+            .map(|j| j.tokens.session_end(self.room_config.max_session, self.now));
         let stale: Vec<Violation> = self
             .clients
             .iter()
             .filter_map(|c| {
                 let connected = matches!(c.machine.state(), client::State::Active);
-                invariants::check_fresh_token(connected, c.machine.token_expires_at(), self.now)
-                    .err()
+                invariants::check_fresh_token(
+                    connected,
+                    c.machine.token_expires_at(),
+                    session_end,
+                    self.now,
+                )
+                .err()
             })
             .collect();
         for v in stale {

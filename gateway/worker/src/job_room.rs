@@ -18,9 +18,9 @@ use std::cell::RefCell;
 
 use gateway_core::callback;
 use gateway_core::error::GatewayError;
-use gateway_core::http::{self, Route};
+use gateway_core::http::{RoomRequest, ToRoom};
 use gateway_core::protocol::Seq;
-use gateway_core::protocol::{parse_create_job, LITERAL_PING, LITERAL_PONG};
+use gateway_core::protocol::{LITERAL_PING, LITERAL_PONG};
 use gateway_core::room::storage::{self, DELIVERED_KEY};
 use gateway_core::room::{
     Attachment, Effect, Input, JobRecord, Kept, KeptSocket, Level, Log, Room, RoomConfig, SocketId,
@@ -33,8 +33,7 @@ use worker::{
     WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
 };
 
-use crate::router::{JOB_ID_HEADER, ORIGIN_HEADER};
-use crate::{guard, log, reply, runtime};
+use crate::{guard, log, reply, router, runtime};
 use gateway_core::config::PRODUCER_SECRET;
 
 /// One job's room.
@@ -129,62 +128,41 @@ impl JobRoom {
 
     async fn on_request(&self, mut req: Request) -> Result<Response> {
         let started = runtime::now();
-        let url = req.url()?;
-        let route = http::route(req.method().as_ref(), url.path());
-        let cors = route
-            .answers_cors()
-            .then(|| reply::cors_origin(&req, &self.env))
-            .flatten();
-        let cors = cors.as_deref();
-        let bearer = || -> Result<std::result::Result<String, gateway_core::HttpError>> {
-            let header = req.headers().get("authorization")?;
-            Ok(http::require_bearer(header.as_deref()).map(str::to_owned))
+        // The router decided; the room only runs the decision.
+        let ToRoom {
+            job_id,
+            request,
+            cors,
+        } = match router::decision_of(&req) {
+            Ok(to) => to,
+            Err(e) => return self.internal_error(&e, None),
         };
+        let cors = cors.as_deref();
+        // One line per request that reaches a room: what the edge let through.
+        tracing::info!(event = "room_request", kind = request.name());
         // Read everything the input needs before touching the room: reading a
         // body is not a storage operation and lets other events in.
-        let input = match route {
-            Route::CreateJob => {
-                let body = req.bytes().await?;
-                let job_id = req.headers().get(JOB_ID_HEADER)?.unwrap_or_default();
-                let origin = req.headers().get(ORIGIN_HEADER)?.unwrap_or_default();
-                match parse_create_job(&body) {
-                    Ok(request) => Input::Create {
-                        request,
-                        job_id,
-                        token_random: runtime::random_bytes()?,
-                        origin,
-                    },
-                    Err(e) => return reply::error(&e, None),
-                }
-            }
-            Route::Upgrade => {
-                let upgrade = req.headers().get("upgrade")?;
-                match http::parse_upgrade(upgrade.as_deref(), url.query().unwrap_or_default()) {
-                    Ok(request) => Input::Upgrade {
-                        request,
-                        pings: self.pings(),
-                    },
-                    Err(e) => return reply::error(&e, None),
-                }
-            }
-            Route::Events(_) => Input::Events {
+        let input = match request {
+            RoomRequest::Create { request, origin } => Input::Create {
+                job_id,
+                request,
+                token_random: runtime::random_bytes()?,
+                origin,
+            },
+            RoomRequest::Upgrade { request } => Input::Upgrade {
+                request,
+                pings: self.pings(),
+            },
+            RoomRequest::Events => Input::Events {
                 body: req.bytes().await?,
             },
-            Route::Inspect(_) => Input::Inspect,
-            Route::Revoke(_) => Input::Revoke,
-            Route::IssueToken(_) => Input::IssueToken {
+            RoomRequest::Inspect => Input::Inspect,
+            RoomRequest::Revoke => Input::Revoke,
+            RoomRequest::IssueToken => Input::IssueToken {
                 random: runtime::random_bytes()?,
             },
-            Route::Cancel(_) => match bearer()? {
-                Ok(token) => Input::Cancel { token },
-                Err(e) => return reply::error(&e, cors),
-            },
-            Route::JobState(_) => match bearer()? {
-                Ok(token) => Input::JobState { token },
-                Err(e) => return reply::error(&e, cors),
-            },
-            Route::Health | Route::Preflight => return reply::json(200, "{}".into(), None, None),
-            Route::Refused(e) => return reply::error(&e, None),
+            RoomRequest::Cancel { token } => Input::Cancel { token },
+            RoomRequest::JobState { token } => Input::JobState { token },
         };
         let upgrade = matches!(input, Input::Upgrade { .. });
         let (restored, storage_ms) = match self.wake(started).await {

@@ -1,10 +1,11 @@
 //! Turning the core's answers into HTTP responses: JSON body, `Retry-After`,
-//! and the CORS header for subscriber routes.
+//! and the CORS header the router's decision named (the same for answers
+//! from the edge and from the room).
 
-use gateway_core::http::{CORS_ALLOW_HEADERS, CORS_ALLOW_METHODS};
+use gateway_core::http::{Reply, CORS_ALLOW_HEADERS, CORS_ALLOW_METHODS};
 use gateway_core::room;
 use gateway_core::HttpError;
-use worker::{Env, Headers, Request, Response, Result};
+use worker::{Headers, Response, Result};
 
 /// Seconds a browser may cache a preflight answer.
 const PREFLIGHT_MAX_AGE: &str = "86400";
@@ -51,15 +52,20 @@ pub fn error(e: &HttpError, cors: Option<&str>) -> Result<Response> {
     json(e.status, e.body(), e.retry_after, cors)
 }
 
-/// The origin to allow for this request on a subscriber route, per
-/// `ALLOWED_ORIGINS` (default `*`), decided by the core as the router does.
-#[must_use]
-pub fn cors_origin(req: &Request, env: &Env) -> Option<String> {
-    let origin = req.headers().get("origin").ok().flatten();
-    crate::config::load(env)
-        .ok()?
-        .origins
-        .cors(origin.as_deref())
+/// An answer the core's [`gateway_core::http::decide`] gave at the edge.
+///
+/// # Errors
+/// Only if the runtime refuses to build a response.
+pub fn edge(reply: &Reply) -> Result<Response> {
+    match reply {
+        Reply::Json {
+            status,
+            body,
+            retry_after,
+            cors,
+        } => json(*status, body.clone(), *retry_after, cors.as_deref()),
+        Reply::Preflight { cors } => preflight(cors.as_deref()),
+    }
 }
 
 /// The answer to a CORS preflight.

@@ -1,10 +1,9 @@
-//! The Worker's `fetch`: the core checks the operator's configuration and the
-//! request's origin, routes the request and runs the checks that need no job
-//! (426/400, producer secret, bearer presence, body size, CORS); everything
-//! about a job goes to that job's room, the Durable Object named by its id.
+//! The Worker's `fetch`: the core checks the operator's configuration, then
+//! makes the one decision about the request ([`http::decide`]): answer at the
+//! edge, or forward a [`ToRoom`] to the job's Durable Object (named by its id)
+//! in the [`ROOM_REQUEST_HEADER`], with the events body streamed behind it.
 
-use gateway_core::http::{self, Route};
-use gateway_core::protocol::parse_create_job;
+use gateway_core::http::{self, Decision, Reply, RequestParts, RoomRequest, ToRoom};
 use tracing::Instrument;
 use worker::{event, Context, Env, Headers, Method, Request, RequestInit, Response, Result};
 
@@ -12,10 +11,11 @@ use crate::{body, config, log, reply, runtime};
 
 /// The Durable Object binding (wrangler.toml).
 pub const JOB_ROOM_BINDING: &str = "JOB_ROOM";
-/// Internal header: the id of a job being created (the body's or a new one).
-pub const JOB_ID_HEADER: &str = "x-gateway-job-id";
-/// Internal header: `scheme://host` the producer called, for `wsUrl`/`stateUrl`.
-pub const ORIGIN_HEADER: &str = "x-gateway-origin";
+/// Internal header: the router's [`ToRoom`] as hex-encoded JSON (any
+/// header value stays ASCII). The
+/// Durable Object is reachable only from this Worker, and the router always
+/// overwrites a caller's header of this name.
+pub const ROOM_REQUEST_HEADER: &str = "x-gateway-room-request";
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
@@ -41,90 +41,98 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
         Ok(config) => config,
         Err(e) => return reply::error(&e, None),
     };
-    // A browser origin that is not allowed gets no further, on any route.
-    let browser_origin = req.headers().get("origin")?;
-    if let Err(e) = config.origins.check(browser_origin.as_deref()) {
-        return reply::error(&e, None);
-    }
     // The runtime hands over a serialized WHATWG URL: the router takes the
     // path (workers-rs already split it off), the query and the origin from
     // that text rather than parsing it again.
     let url = req.inner().url();
-    let route = http::route(req.method().as_ref(), &req.path());
-    let cors = route
-        .answers_cors()
-        .then(|| config.origins.cors(browser_origin.as_deref()))
-        .flatten();
-    let cors = cors.as_deref();
-    if route.is_producer() {
-        let auth = req.headers().get("authorization")?;
-        if let Err(e) = config.producer.authorize(auth.as_deref()) {
-            return reply::error(&e, None);
-        }
-    }
-    match route {
-        Route::Health => reply::json(200, r#"{"status":"ok"}"#.to_owned(), None, None),
-        Route::Preflight => reply::preflight(cors),
-        Route::Refused(e) => reply::error(&e, cors),
-        Route::CreateJob => {
+    let (method, path) = (req.method(), req.path());
+    let headers = req.headers();
+    let (origin, authorization, upgrade, content_length) = (
+        headers.get("origin")?,
+        headers.get("authorization")?,
+        headers.get("upgrade")?,
+        headers.get("content-length")?,
+    );
+    let parts = RequestParts {
+        method: method.as_ref(),
+        path: &path,
+        query: query(&url),
+        url_origin: origin_of(&url),
+        origin: origin.as_deref(),
+        authorization: authorization.as_deref(),
+        upgrade: upgrade.as_deref(),
+        content_length: content_length.as_deref(),
+    };
+    let decision = http::decide(&parts, &config, runtime::now());
+    match decision {
+        Decision::Reply(r) => reply::edge(&r),
+        Decision::ReadCreateBody => {
             let body = match body::read(&req).await? {
                 Ok(body) => body,
                 Err(e) => return reply::error(&e, None),
             };
-            let create = match parse_create_job(&body) {
-                Ok(c) => c,
-                Err(e) => return reply::error(&e, None),
+            match http::decide_create(&body, origin_of(&url), runtime::new_job_id) {
+                Decision::ToRoom(to) => {
+                    let inner = Request::new_with_init(&url, &init(Method::Post, &to, None)?)?;
+                    room(env, &to.job_id)?.fetch_with_request(inner).await
+                }
+                Decision::Reply(r) => reply::edge(&r),
+                Decision::ReadCreateBody => {
+                    reply::edge(&Reply::error(&gateway_core::HttpError::internal(), None))
+                }
+            }
+        }
+        Decision::ToRoom(to) => {
+            // Only an events body is read by the room. A declared length
+            // within the limit bounds it: the room reads it once, from this
+            // request; a chunked one is read here, stopping past 1 MiB.
+            let events = matches!(to.request, RoomRequest::Events);
+            let inner = if !events || body::declared_length(&req)?.is_some() {
+                let init = init(req.method(), &to, Some(req.headers()))?;
+                let web = worker::web_sys::Request::new_with_request_and_init(
+                    req.inner(),
+                    &(&init).into(),
+                )?;
+                Request::from(web)
+            } else {
+                let body = match body::read(&req).await? {
+                    Ok(body) => body,
+                    Err(e) => return reply::error(&e, to.cors.as_deref()),
+                };
+                let mut init = init(Method::Post, &to, Some(req.headers()))?;
+                init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
+                Request::new_with_init(&url, &init)?
             };
-            let job_id = create.job_id.unwrap_or_else(runtime::new_job_id);
-            let headers = Headers::new();
-            headers.set("content-type", "application/json")?;
-            headers.set(JOB_ID_HEADER, &job_id)?;
-            headers.set(ORIGIN_HEADER, origin(&url))?;
-            let inner = with_body(&url, headers, &body)?;
-            room(env, &job_id)?.fetch_with_request(inner).await
-        }
-        Route::Events(job) => {
-            if let Err(e) = body::check_declared(&req)? {
-                return reply::error(&e, None);
-            }
-            if body::declared_length(&req)?.is_some() {
-                // A declared length within the limit bounds the body: the
-                // room reads it once, straight from the request.
-                return room(env, &job)?.fetch_with_request(req).await;
-            }
-            let body = match body::read(&req).await? {
-                Ok(body) => body,
-                Err(e) => return reply::error(&e, None),
-            };
-            let inner = with_body(&url, req.headers().clone(), &body)?;
-            room(env, &job)?.fetch_with_request(inner).await
-        }
-        Route::Inspect(job) | Route::Revoke(job) | Route::IssueToken(job) => {
-            room(env, &job)?.fetch_with_request(req).await
-        }
-        Route::Cancel(job) | Route::JobState(job) => {
-            if let Err(e) = http::require_bearer(req.headers().get("authorization")?.as_deref()) {
-                return reply::error(&e, cors);
-            }
-            room(env, &job)?.fetch_with_request(req).await
-        }
-        Route::Upgrade => {
-            let upgrade = req.headers().get("upgrade")?;
-            match http::parse_upgrade(upgrade.as_deref(), query(&url)) {
-                Ok(up) => room(env, &up.job_id)?.fetch_with_request(req).await,
-                Err(e) => reply::error(&e, cors),
-            }
+            room(env, &to.job_id)?.fetch_with_request(inner).await
         }
     }
 }
 
-/// A `POST` to `url` with `headers` and a body already read.
-fn with_body(url: &str, headers: Headers, body: &[u8]) -> Result<Request> {
+/// A request init carrying the decision (over a copy of `headers`, if given).
+fn init(method: Method, to: &ToRoom, headers: Option<&Headers>) -> Result<RequestInit> {
+    let headers = headers.cloned().unwrap_or_default();
+    let envelope =
+        serde_json::to_string(to).map_err(|e| worker::Error::RustError(e.to_string()))?;
+    headers.set(ROOM_REQUEST_HEADER, &hex::encode(envelope))?;
     let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(js_sys::Uint8Array::from(body).into()));
-    Request::new_with_init(url, &init)
+    init.with_method(method).with_headers(headers);
+    Ok(init)
+}
+
+/// The router's decision, as the Durable Object reads it back.
+///
+/// # Errors
+/// When the header is missing or unreadable: the request did not come from
+/// this Worker's router.
+pub fn decision_of(req: &Request) -> Result<ToRoom> {
+    let header = req
+        .headers()
+        .get(ROOM_REQUEST_HEADER)?
+        .ok_or_else(|| worker::Error::RustError("no routing decision".into()))?;
+    let decoded = hex::decode(header.trim())
+        .map_err(|e| worker::Error::RustError(format!("routing decision: {e}")))?;
+    serde_json::from_slice(&decoded)
+        .map_err(|e| worker::Error::RustError(format!("routing decision: {e}")))
 }
 
 fn room(env: &Env, job_id: &str) -> Result<worker::Stub> {
@@ -132,7 +140,7 @@ fn room(env: &Env, job_id: &str) -> Result<worker::Stub> {
 }
 
 /// `scheme://host[:port]` of a serialized URL.
-fn origin(url: &str) -> &str {
+fn origin_of(url: &str) -> &str {
     let host = url.find("://").map_or(0, |i| i + 3);
     url[host..].find('/').map_or(url, |end| &url[..host + end])
 }
@@ -147,7 +155,7 @@ fn query(url: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::{origin, query};
+    use super::{origin_of as origin, query};
 
     #[test]
     fn origin_and_query_come_from_the_serialized_url() {

@@ -13,7 +13,7 @@ use crate::protocol::{
     OutgoingSize, Pipeline, Seq, ServerMessage, Snapshot,
 };
 use crate::timer::{Timer, Timers};
-use crate::token::{Token, TokenSet, Verdict};
+use crate::token::{Minter, Token, TokenKey, TokenSet, Verdict, DEFAULT_MAX_SESSION};
 use crate::{CloseCode, Millis};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -105,6 +105,11 @@ pub struct RoomConfig {
     pub supersede: SupersedePolicy,
     /// When state is written.
     pub persist: PersistPolicy,
+    /// Signs the tokens the room issues (`TOKEN_SECRET`).
+    pub token_key: TokenKey,
+    /// Longest session: in-band refreshes never extend a token past its
+    /// session's start plus this (`MAX_SESSION_MS`).
+    pub max_session: Millis,
 }
 
 impl Default for RoomConfig {
@@ -118,12 +123,15 @@ impl Default for RoomConfig {
             retry_after: Millis::from_secs(5),
             supersede: SupersedePolicy::Spec,
             persist: PersistPolicy::EveryRequest,
+            token_key: TokenKey::TEST,
+            max_session: DEFAULT_MAX_SESSION,
         }
     }
 }
 
 /// A validated upgrade request (SPEC §1); built by [`crate::http::parse_upgrade`].
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Upgrade {
     /// The job.
     pub job_id: String,

@@ -42,7 +42,12 @@ impl Room {
             return;
         }
         let mut tokens = TokenSet::new(req.ttl);
-        let (token, expires_at) = tokens.issue(now, token_random);
+        let minter = Minter {
+            key: &self.config.token_key,
+            job_id: &job_id,
+            max_session: self.config.max_session,
+        };
+        let (token, expires_at) = tokens.start_session(&minter, now, token_random);
         let job = JobRecord {
             job_id,
             pipeline: req.pipeline,

@@ -42,12 +42,7 @@ impl Room {
             return refuse(out, HttpError::job_not_found());
         };
         let Verdict::Valid(token_expires_at) = job.tokens.verify(&up.token, now) else {
-            return refuse(
-                out,
-                HttpError::unauthorized(
-                    "token is wrong, revoked or expired; get a new one from your backend",
-                ),
-            );
+            return refuse(out, crate::http::bad_token());
         };
         self.learn_pings(pings);
         if self.others(up.client_id.as_deref()) >= self.config.max_sockets {

@@ -38,6 +38,7 @@ impl Room {
                 Timer::TokenRefresh => self.refresh_token(now, random, out),
                 Timer::IdleSweep => self.sweep(now, out),
                 Timer::Notify => self.notify(now, out),
+                Timer::TokenExpiry => self.close_expired(now, out),
             }
         }
     }
@@ -123,7 +124,7 @@ impl Room {
             // Due a margin before the oldest token a live socket holds
             // expires (a socket may have connected with an older token
             // than the newest).
-            let due = job.tokens.refresh_due_at().map(|at| {
+            let due = job.tokens.refresh_due_at(config.max_session).map(|at| {
                 let newest = job.tokens.newest_expiry().unwrap_or(at);
                 let oldest = sockets
                     .values()
@@ -137,6 +138,16 @@ impl Room {
                     timers.set(Timer::TokenRefresh, at.max(now));
                 }
                 _ => timers.clear(Timer::TokenRefresh),
+            }
+            // Normally refreshes keep every socket's token ahead of this;
+            // once the session cannot be extended, it closes them.
+            match sockets
+                .values()
+                .filter_map(|s| s.attachment.token_expires_at)
+                .min()
+            {
+                Some(at) if live && running => timers.set(Timer::TokenExpiry, at),
+                _ => timers.clear(Timer::TokenExpiry),
             }
             // A socket silent since `oldest` is idle after 2 intervals
             // and must be closed within one more: one wake per 2 to 3

@@ -1,26 +1,36 @@
-//! Tokens: checking them, and handing out new ones (refresh timer, producer).
+//! Tokens: checking them, handing out new ones (refresh timer, producer),
+//! and closing sockets whose session ended.
 
 use super::*;
+use crate::api::IssueTokenResponse;
 use crate::token::{TooManyTokens, MAX_PRODUCER_TOKENS};
+
+/// Why a socket whose token expired is closed (the app gets a new token
+/// from its backend).
+pub const SESSION_ENDED_REASON: &str = "token expired: get a new one from your backend";
 
 impl Room {
     pub(super) fn authorize(&self, token: &str, now: Millis) -> Result<(), HttpError> {
         let job = self.job_or_404()?;
         match job.tokens.verify(token, now) {
             Verdict::Valid(_) => Ok(()),
-            Verdict::Invalid => Err(HttpError::unauthorized(
-                "token is wrong, revoked or expired; get a new one from your backend",
-            )),
+            Verdict::Invalid => Err(crate::http::bad_token()),
         }
     }
 
     /// A new token on the producer's request (e.g. after a revoke): valid
     /// until it expires or a revoke, and sent to nobody but the producer.
     pub(super) fn issue_token(&mut self, now: Millis, random: [u8; 16], out: &mut Vec<Effect>) {
+        let (key, max_session) = (self.config.token_key, self.config.max_session);
         let Some(job) = self.job_mut() else {
             return out.push(Effect::Respond(HttpError::job_not_found().into()));
         };
-        let (token, expires_at) = match job.tokens.issue_for_producer(now, random) {
+        let minter = Minter {
+            key: &key,
+            job_id: &job.job_id,
+            max_session,
+        };
+        let (token, expires_at) = match job.tokens.issue_for_producer(&minter, now, random) {
             Ok(issued) => issued,
             Err(TooManyTokens { slot_free_at }) => {
                 let mut e = HttpError::new(
@@ -35,13 +45,18 @@ impl Room {
                 return out.push(Effect::Respond(e.into()));
             }
         };
-        let body = serde_json::json!({
-            "jobId": job.job_id,
-            "token": token.expose(),
-            "expiresAt": expires_at.0,
-        });
+        let body = IssueTokenResponse {
+            job_id: job.job_id.clone(),
+            token: token.expose().to_owned(),
+            expires_at: expires_at.0,
+        };
         self.persist_update(now, true, out);
-        out.push(Effect::Respond(ok(202, &body)));
+        out.push(Effect::Respond(Response {
+            status: 202,
+            // Serializing strings and an integer cannot fail.
+            body: serde_json::to_string(&body).unwrap_or_default(),
+            retry_after: None,
+        }));
     }
 
     pub(super) fn refresh_token(&mut self, now: Millis, random: [u8; 16], out: &mut Vec<Effect>) {
@@ -49,38 +64,69 @@ impl Room {
         if job.tokens.is_empty() || job.phase.status().is_terminal() {
             return; // revoked tokens stay revoked; ended jobs need no new ones
         }
-        self.hand_out_token(now, random, out);
-        out.push(log(Level::Info, "token_refreshed", None));
+        if self.hand_out_token(now, random, out).is_some() {
+            out.push(log(Level::Info, "token_refreshed", None));
+        }
     }
 
-    /// Issues the lineage's next token, writes it (as a hash), and sends it to
-    /// every live socket as `token_refresh`, so none is left holding only a
-    /// dropped or expiring token. `None` if there is no job.
+    /// Issues the lineage's next token (within the session's bound), writes
+    /// it (as a hash), and sends it to every live socket as `token_refresh`,
+    /// so none is left holding only a dropped or expiring token. `None` if
+    /// there is no job or the session cannot be extended.
     pub(super) fn hand_out_token(
         &mut self,
         now: Millis,
         random: [u8; 16],
         out: &mut Vec<Effect>,
     ) -> Option<(Token, Millis)> {
+        let (key, max_session) = (self.config.token_key, self.config.max_session);
         let job = self.job_mut()?;
-        let (token, expires_at) = job.tokens.issue(now, random);
+        let minter = Minter {
+            key: &key,
+            job_id: &job.job_id,
+            max_session,
+        };
+        let (token, expires_at) = job.tokens.refresh(&minter, now, random)?;
         let header = job.header();
         self.persist_update(now, true, out);
         let msg = ServerMessage::TokenRefresh {
             token: token.expose().to_owned(),
             expires_at,
         };
-        let ids: Vec<SocketId> = self.sockets().keys().copied().collect();
+        // A socket holding a producer-issued token that outlives this one
+        // keeps its own.
+        let ids: Vec<SocketId> = self
+            .sockets()
+            .iter()
+            .filter(|(_, s)| s.attachment.token_expires_at.is_none_or(|t| t < expires_at))
+            .map(|(id, _)| *id)
+            .collect();
         self.broadcast(now, &header, &ids, None, &msg, out);
         if let Some(live) = &mut self.live {
-            for (socket, sub) in &mut live.sockets {
-                sub.attachment.token_expires_at = Some(expires_at);
-                out.push(Effect::Attach {
-                    socket: *socket,
-                    attachment: sub.attachment.clone(),
-                });
+            for id in &ids {
+                if let Some(sub) = live.sockets.get_mut(id) {
+                    sub.attachment.token_expires_at = Some(expires_at);
+                    out.push(Effect::Attach {
+                        socket: *id,
+                        attachment: sub.attachment.clone(),
+                    });
+                }
             }
         }
         Some((token, expires_at))
+    }
+
+    /// Closes (1008) every socket whose newest token has expired: its
+    /// session reached the maximum length, so no refresh reached it.
+    pub(super) fn close_expired(&mut self, now: Millis, out: &mut Vec<Effect>) {
+        let expired: Vec<SocketId> = self
+            .sockets()
+            .iter()
+            .filter(|(_, s)| s.attachment.token_expires_at.is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            self.close(id, CloseCode::Revoked, SESSION_ENDED_REASON, out);
+        }
     }
 }
