@@ -14,6 +14,8 @@
 #                                      timeout or a miss not accepted in
 #                                      docs/TESTING.md (at most 40 mutants)
 #   scripts/mutants.sh file PATH...    only these files, gateway-core's tests
+#                                      (and gateway-client's, when the client
+#                                      machine client.rs is among them)
 # MUTANTS_JOBS (default 1) mutants build and test at once; MUTANTS_TIMEOUT
 # (default 30) seconds per test run. Output: mutants.out/ (gitignored).
 set -euo pipefail
@@ -101,9 +103,13 @@ case "$mode" in
   file)
     [ $# -gt 0 ] || { echo "usage: $0 file gateway/core/src/FILE.rs..." >&2; exit 64; }
     install
-    args=()
-    for f in "$@"; do args+=(--file "$f"); done
-    run --test-package gateway-core --cargo-test-arg=--lib --cargo-test-arg=--tests "${args[@]}"
+    args=(--test-package gateway-core)
+    for f in "$@"; do
+      args+=(--file "$f")
+      # The client machine is driven mostly through the client crate's driver.
+      case "$f" in */client.rs) args+=(--test-package gateway-client) ;; esac
+    done
+    run --cargo-test-arg=--lib --cargo-test-arg=--tests "${args[@]}"
     ;;
   ci)
     rm -rf mutants.out
@@ -144,7 +150,7 @@ case "$mode" in
     log "every mutant caught or accepted"
     ;;
   *)
-    sed -n '2,18p' "$0" >&2
+    sed -n '2,20p' "$0" >&2
     exit 64
     ;;
 esac
