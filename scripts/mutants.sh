@@ -16,6 +16,9 @@
 #   scripts/mutants.sh file PATH...    only these files, gateway-core's tests
 #                                      (and gateway-client's, when the client
 #                                      machine client.rs is among them)
+#     MUTANTS_TESTS="rules_client scenarios" narrows file mode to these test
+#     targets of gateway-core (and its unit tests): a quick loop while writing
+#     tests; the score to report is the one without it.
 # MUTANTS_JOBS (default 1) mutants build and test at once; MUTANTS_TIMEOUT
 # (default 30) seconds per test run. Output: mutants.out/ (gitignored).
 set -euo pipefail
@@ -103,13 +106,18 @@ case "$mode" in
   file)
     [ $# -gt 0 ] || { echo "usage: $0 file gateway/core/src/FILE.rs..." >&2; exit 64; }
     install
-    args=(--test-package gateway-core)
+    args=(--test-package gateway-core --cargo-test-arg=--lib)
     for f in "$@"; do
       args+=(--file "$f")
       # The client machine is driven mostly through the client crate's driver.
-      case "$f" in */client.rs) args+=(--test-package gateway-client) ;; esac
+      case "$f" in */client.rs) [ -n "${MUTANTS_TESTS:-}" ] || args+=(--test-package gateway-client) ;; esac
     done
-    run --cargo-test-arg=--lib --cargo-test-arg=--tests "${args[@]}"
+    if [ -n "${MUTANTS_TESTS:-}" ]; then
+      for t in $MUTANTS_TESTS; do args+=("--cargo-test-arg=--test=$t"); done
+    else
+      args+=(--cargo-test-arg=--tests)
+    fi
+    run "${args[@]}"
     ;;
   ci)
     rm -rf mutants.out
@@ -150,7 +158,7 @@ case "$mode" in
     log "every mutant caught or accepted"
     ;;
   *)
-    sed -n '2,20p' "$0" >&2
+    sed -n '2,23p' "$0" >&2
     exit 64
     ;;
 esac

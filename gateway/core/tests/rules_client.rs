@@ -1022,7 +1022,7 @@ fn stop_closes_an_open_or_opening_socket_with_1000_and_ends() {
     let close = Effect::Close(CloseCode::Completed);
     // Idle: nothing to close.
     let mut r = Run::new(config());
-    assert_eq!(r.go(Input::Stop), [stopped.clone()]);
+    assert_eq!(r.go(Input::Stop), std::slice::from_ref(&stopped));
     // Connecting.
     let mut r = Run::new(config());
     r.go(Input::Start);
