@@ -38,7 +38,7 @@ export CARGO_PROFILE_TEST_DEBUG=false
 # only the first run builds the dependencies.
 if [ "$JOBS" = 1 ]; then export CARGO_TARGET_DIR="${MUTANTS_TARGET_DIR:-$ROOT/target/mutants}"; fi
 # The files whose rules gateway/core/tests/rules_*.rs pin; CI mutates these.
-PINNED=(http protocol error close_code entropy token timer time)
+PINNED=(http protocol error close_code entropy token timer time client)
 # At most this many mutants in one CI run (a fixed slice beyond it).
 CI_CAP="${MUTANTS_CI_CAP:-40}"
 
