@@ -14,6 +14,12 @@
 #                                      timeout or a miss not accepted in
 #                                      docs/TESTING.md (at most 40 mutants)
 #   scripts/mutants.sh file PATH...    only these files, gateway-core's tests
+#                                      (and gateway-client's, when the client
+#                                      machine client.rs is among them)
+#     MUTANTS_TESTS="rules_client scenarios" narrows file mode to these test
+#     targets of gateway-core (built and run; no unit tests, no client
+#     crate): a quick loop while writing tests. Extra cargo-mutants options
+#     go after the files (e.g. --iterate, --re REGEX).
 # MUTANTS_JOBS (default 1) mutants build and test at once; MUTANTS_TIMEOUT
 # (default 30) seconds per test run. Output: mutants.out/ (gitignored).
 set -euo pipefail
@@ -32,7 +38,7 @@ export CARGO_PROFILE_TEST_DEBUG=false
 # only the first run builds the dependencies.
 if [ "$JOBS" = 1 ]; then export CARGO_TARGET_DIR="${MUTANTS_TARGET_DIR:-$ROOT/target/mutants}"; fi
 # The files whose rules gateway/core/tests/rules_*.rs pin; CI mutates these.
-PINNED=(http protocol error close_code entropy token timer time)
+PINNED=(http protocol error close_code entropy token timer time client)
 # At most this many mutants in one CI run (a fixed slice beyond it).
 CI_CAP="${MUTANTS_CI_CAP:-40}"
 
@@ -101,9 +107,26 @@ case "$mode" in
   file)
     [ $# -gt 0 ] || { echo "usage: $0 file gateway/core/src/FILE.rs..." >&2; exit 64; }
     install
-    args=()
-    for f in "$@"; do args+=(--file "$f"); done
-    run --test-package gateway-core --cargo-test-arg=--lib --cargo-test-arg=--tests "${args[@]}"
+    args=(--test-package gateway-core)
+    [ -n "${MUTANTS_TESTS:-}" ] || args+=(--cargo-test-arg=--lib)
+    extra=()
+    for f in "$@"; do
+      # The first option ends the files: the rest goes to cargo-mutants.
+      if [ ${#extra[@]} -gt 0 ] || [[ $f == -* ]]; then extra+=("$f"); continue; fi
+      args+=(--file "$f")
+      # The client machine is driven mostly through the client crate's driver.
+      case "$f" in */client.rs) [ -n "${MUTANTS_TESTS:-}" ] || args+=(--test-package gateway-client) ;; esac
+    done
+    if [ -n "${MUTANTS_TESTS:-}" ]; then
+      # --cargo-arg, not --cargo-test-arg: each mutant then builds only these
+      # targets too, and the mutated crates without optimisation (about 45 s
+      # a mutant instead of 2 min on a busy 2-core machine).
+      for t in $MUTANTS_TESTS; do args+=("--cargo-arg=--test=$t"); done
+      for p in gateway-core gateway-sim; do args+=("--cargo-arg=--config=profile.test.package.$p.opt-level=0"); done
+    else
+      args+=(--cargo-test-arg=--tests)
+    fi
+    run "${args[@]}" "${extra[@]}"
     ;;
   ci)
     rm -rf mutants.out
@@ -144,7 +167,7 @@ case "$mode" in
     log "every mutant caught or accepted"
     ;;
   *)
-    sed -n '2,18p' "$0" >&2
+    sed -n '2,23p' "$0" >&2
     exit 64
     ;;
 esac

@@ -149,7 +149,8 @@ async fn play(tcp: TcpStream) {
 }
 
 /// Runs the binary with these arguments and environment (nothing else of the
-/// test's environment that the CLI reads); killed if it runs over 20 s.
+/// test's environment that the CLI reads); killed if it runs over 10 s, so
+/// that a watch that never ends fails the test within the campaign's timeout.
 async fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_progress-gateway"));
     cmd.args(args).kill_on_drop(true);
@@ -162,7 +163,7 @@ async fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
         cmd.env_remove(var);
     }
     cmd.envs(env.iter().copied());
-    within(20, "the end of `progress-gateway`", cmd.output())
+    within(10, "the end of `progress-gateway`", cmd.output())
         .await
         .unwrap()
 }

@@ -38,6 +38,10 @@ use std::collections::{BTreeMap, VecDeque};
 /// The job id every simulation uses.
 pub const JOB_ID: &str = "sim-job";
 
+/// Timer firings at one virtual instant past which [`Sim::advance`] reports a
+/// timer that never moves on (and stops), instead of looping forever.
+pub const MAX_FIRINGS_AT_ONE_INSTANT: u32 = 10_000;
+
 /// How long the runtime keeps a room without events in memory.
 pub const HIBERNATE_AFTER: Millis = Millis(10_000);
 
@@ -581,6 +585,10 @@ impl Sim {
                 return;
             }
         }
+        self.violated(Violation {
+            invariant: invariants::Invariant::EventuallyFinished,
+            detail: "the network did not settle within 100000 packets".into(),
+        });
     }
 
     /// Moves time forward by `d`, firing client timers and the alarm in order
@@ -588,6 +596,8 @@ impl Sim {
     pub fn advance(&mut self, d: Millis) {
         let target = self.now.plus(d);
         self.settle();
+        // A timer re-armed for the instant it fired at would loop forever.
+        let mut firings_now = (self.now, 0u32);
         loop {
             let next_client = self.clients.iter().filter_map(|c| c.timer).min();
             let next = match (next_client, self.alarm) {
@@ -601,6 +611,23 @@ impl Sim {
                 break;
             }
             let next = self.now.max(next);
+            firings_now = (
+                next,
+                if next == firings_now.0 {
+                    firings_now.1 + 1
+                } else {
+                    1
+                },
+            );
+            if firings_now.1 > MAX_FIRINGS_AT_ONE_INSTANT {
+                self.violated(Violation {
+                    invariant: invariants::Invariant::TimerFires,
+                    detail: format!(
+                        "timers fired {MAX_FIRINGS_AT_ONE_INSTANT} times at {next} without time moving on"
+                    ),
+                });
+                break;
+            }
             self.check_idle(next);
             self.hibernate_if_quiet(next);
             self.now = next;
