@@ -124,17 +124,16 @@ impl Producer {
         self.post_events_body(job_id, &body).await
     }
 
+    /// An event (or array of events) already in wire form (SPEC §3).
+    pub async fn post_raw(&self, job_id: &str, body: &Value) -> Result<Seq, ProducerError> {
+        self.post_events_body(job_id, body).await
+    }
+
     async fn post_events_body(
         &self,
         job_id: &str,
-        body: &EventsRequest,
+        body: &impl Serialize,
     ) -> Result<Seq, ProducerError> {
-        let answer: EventsResponse = self.post(self.endpoint.job(job_id, "events"), body).await?;
-        Ok(Seq(answer.seq))
-    }
-
-    /// An event (or array of events) already in wire form (SPEC §3).
-    pub async fn post_raw(&self, job_id: &str, body: &Value) -> Result<Seq, ProducerError> {
         let answer: EventsResponse = self.post(self.endpoint.job(job_id, "events"), body).await?;
         Ok(Seq(answer.seq))
     }
