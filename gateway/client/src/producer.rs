@@ -6,9 +6,10 @@
 use crate::endpoint::{Endpoint, EndpointError};
 use crate::tls::TlsConfig;
 use gateway_core::api::{
-    CancelResponse, CreateJobResponse, ErrorBody, EventsResponse, JobInspect, RevokeResponse,
+    self, CancelResponse, CreateJobResponse, ErrorBody, EventsRequest, EventsResponse, JobInspect,
+    RevokeResponse,
 };
-use gateway_core::protocol::{encode_producer_event, ProducerEvent, Seq};
+use gateway_core::protocol::{ProducerEvent, Seq};
 use gateway_core::token::Token;
 use gateway_core::Millis;
 use serde::de::DeserializeOwned;
@@ -109,7 +110,8 @@ impl Producer {
         job_id: &str,
         event: &ProducerEvent,
     ) -> Result<Seq, ProducerError> {
-        self.post_raw(job_id, &encode_producer_event(event)).await
+        self.post_events_body(job_id, &EventsRequest::One(event.into()))
+            .await
     }
 
     /// Several events in one request; returns the `seq` of the last.
@@ -118,12 +120,20 @@ impl Producer {
         job_id: &str,
         events: &[ProducerEvent],
     ) -> Result<Seq, ProducerError> {
-        let body = Value::Array(events.iter().map(encode_producer_event).collect());
-        self.post_raw(job_id, &body).await
+        let body = EventsRequest::Many(events.iter().map(api::ProducerEvent::from).collect());
+        self.post_events_body(job_id, &body).await
     }
 
     /// An event (or array of events) already in wire form (SPEC §3).
     pub async fn post_raw(&self, job_id: &str, body: &Value) -> Result<Seq, ProducerError> {
+        self.post_events_body(job_id, body).await
+    }
+
+    async fn post_events_body(
+        &self,
+        job_id: &str,
+        body: &impl Serialize,
+    ) -> Result<Seq, ProducerError> {
         let answer: EventsResponse = self.post(self.endpoint.job(job_id, "events"), body).await?;
         Ok(Seq(answer.seq))
     }

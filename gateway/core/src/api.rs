@@ -238,6 +238,49 @@ pub enum ProducerEvent {
     },
 }
 
+impl From<&crate::protocol::ProducerEvent> for ProducerEvent {
+    /// The wire form of a validated event; its summary stays the JSON text
+    /// it holds (`null` if that is not JSON).
+    fn from(e: &crate::protocol::ProducerEvent) -> Self {
+        use crate::protocol::EventKind;
+        let event_id = e.event_id.clone();
+        match &e.kind {
+            EventKind::Started {
+                total_count,
+                message,
+            } => Self::Started {
+                event_id,
+                total_count: *total_count,
+                message: message.clone(),
+            },
+            EventKind::Progress {
+                processed_count,
+                total_count,
+                current_item,
+                message,
+            } => Self::Progress {
+                event_id,
+                processed_count: *processed_count,
+                total_count: *total_count,
+                current_item: current_item.clone(),
+                message: message.clone(),
+            },
+            EventKind::Complete { summary } => Self::Complete {
+                event_id,
+                summary: Some(
+                    RawValue::from_string(summary.clone())
+                        .unwrap_or_else(|_| RawValue::NULL.to_owned()),
+                ),
+            },
+            EventKind::Failed { code, message } => Self::Failed {
+                event_id,
+                code: Some(code.clone()),
+                message: Some(message.clone()),
+            },
+        }
+    }
+}
+
 /// `POST /api/jobs/{jobId}/events` body: one event or a non-empty array.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
@@ -1202,6 +1245,23 @@ mod tests {
         }
         assert!(
             serde_json::from_str::<JobProgressFrame>(&frame(None, &ServerMessage::Pong)).is_err()
+        );
+    }
+
+    #[test]
+    fn a_validated_event_goes_back_on_the_wire_with_its_summary_exact() {
+        let body = br#"[{"type":"started","totalCount":3,"eventId":"a"},{"type":"progress","processedCount":1,"currentItem":"x","message":"m"},{"type":"complete","summary":{"n":18446744073709551617,"f":2.50}}]"#;
+        let events = crate::protocol::parse_producer_body(body).unwrap();
+        let wire: Vec<ProducerEvent> = events.iter().map(ProducerEvent::from).collect();
+        let text = serde_json::to_string(&EventsRequest::Many(wire)).unwrap();
+        assert_eq!(
+            text,
+            r#"[{"type":"started","eventId":"a","totalCount":3},{"type":"progress","processedCount":1,"currentItem":"x","message":"m"},{"type":"complete","summary":{"n":18446744073709551617,"f":2.50}}]"#
+        );
+        // The same events as the hand-built encoding, which rounds the summary.
+        assert_eq!(
+            crate::protocol::parse_producer_body(text.as_bytes()).unwrap(),
+            events
         );
     }
 
