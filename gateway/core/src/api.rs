@@ -577,20 +577,20 @@ envelope!(
 #[serde(rename_all = "camelCase")]
 #[schemars(deny_unknown_fields)]
 pub struct SnapshotPayload {
-    /// Where the job is.
-    pub status: JobStatus,
-    /// Items done.
-    pub processed_count: u64,
-    /// Items in all, `null` if unknown.
-    pub total_count: Option<u64>,
-    /// processedCount / totalCount (0 when unknown).
-    #[schemars(range(min = 0, max = 1))]
-    pub progress: f64,
     /// The same as `progress`.
     #[schemars(range(min = 0, max = 1))]
     pub current_progress: f64,
+    /// Items done.
+    pub processed_count: u64,
+    /// processedCount / totalCount (0 when unknown).
+    #[schemars(range(min = 0, max = 1))]
+    pub progress: f64,
     /// Continuity proven: nothing but folded progress was missed.
     pub recovered: bool,
+    /// Where the job is.
+    pub status: JobStatus,
+    /// Items in all, `null` if unknown.
+    pub total_count: Option<u64>,
 }
 
 /// `job_started` payload.
@@ -598,12 +598,12 @@ pub struct SnapshotPayload {
 #[serde(rename_all = "camelCase")]
 #[schemars(deny_unknown_fields)]
 pub struct JobStartedPayload {
-    /// Items in all, if known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub total_count: Option<u64>,
     /// Free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Items in all, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_count: Option<u64>,
 }
 
 /// `job_progress` payload.
@@ -611,20 +611,20 @@ pub struct JobStartedPayload {
 #[serde(rename_all = "camelCase")]
 #[schemars(deny_unknown_fields)]
 pub struct JobProgressPayload {
-    /// Items done.
-    pub processed_count: u64,
-    /// Items in all, if known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub total_count: Option<u64>,
-    /// processedCount / totalCount (0 when unknown).
-    #[schemars(range(min = 0, max = 1))]
-    pub progress: f64,
     /// What is being worked on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_item: Option<String>,
     /// Free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Items done.
+    pub processed_count: u64,
+    /// processedCount / totalCount (0 when unknown).
+    #[schemars(range(min = 0, max = 1))]
+    pub progress: f64,
+    /// Items in all, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_count: Option<u64>,
 }
 
 /// `job_complete` payload.
@@ -653,10 +653,10 @@ pub struct ErrorPayload {
 #[serde(rename_all = "camelCase")]
 #[schemars(deny_unknown_fields)]
 pub struct TokenRefreshPayload {
-    /// The new token (a secret).
-    pub token: String,
     /// When it expires, ms since the epoch.
     pub expires_at: u64,
+    /// The new token (a secret).
+    pub token: String,
 }
 
 /// `pong` payload: empty.

@@ -1,6 +1,7 @@
 //! The wire format (SPEC §2, §3): the server's JSON envelope, subscriber frames,
 //! producer events and their limits. Parsing never panics on any input.
 
+use crate::api;
 use crate::error::{FrameError, HttpError};
 use crate::strict_json::{self, StrictJsonError};
 use crate::Millis;
@@ -231,76 +232,63 @@ impl ServerMessage {
         }
     }
 
-    fn payload(&self) -> Value {
-        let mut m = Map::new();
-        let mut put = |k: &str, v: Value| {
-            m.insert(k.to_owned(), v);
-        };
+    /// The payload as the contract's type (`crate::api`).
+    fn payload(&self) -> Payload<'_> {
         match self {
             Self::JobStarted {
                 total_count,
                 message,
-            } => {
-                if let Some(t) = total_count {
-                    put("totalCount", (*t).into());
-                }
-                if let Some(s) = message {
-                    put("message", s.as_str().into());
-                }
-            }
+            } => Payload::Started(api::JobStartedPayload {
+                message: message.clone(),
+                total_count: *total_count,
+            }),
             Self::JobProgress {
                 processed_count,
                 total_count,
                 current_item,
                 message,
-            } => {
-                put("processedCount", (*processed_count).into());
-                if let Some(t) = total_count {
-                    put("totalCount", (*t).into());
-                }
-                put(
-                    "progress",
-                    progress_ratio(*processed_count, *total_count).into(),
-                );
-                if let Some(s) = current_item {
-                    put("currentItem", s.as_str().into());
-                }
-                if let Some(s) = message {
-                    put("message", s.as_str().into());
-                }
-            }
-            // Encoded raw by `encode`, so that no number is rounded.
-            Self::JobComplete { .. } => {}
+            } => Payload::Progress(api::JobProgressPayload {
+                current_item: current_item.clone(),
+                message: message.clone(),
+                processed_count: *processed_count,
+                progress: progress_ratio(*processed_count, *total_count),
+                total_count: *total_count,
+            }),
+            // The producer's summary as the exact text it sent: no number
+            // is rounded on its way through.
+            Self::JobComplete { summary } => Payload::Summary {
+                summary: serde_json::from_str(summary).ok(),
+            },
             Self::Error {
                 code,
                 message,
                 retryable,
-            } => {
-                put("code", code.as_str().into());
-                put("message", message.as_str().into());
-                put("retryable", (*retryable).into());
-            }
+            } => Payload::Error(api::ErrorPayload {
+                code: code.clone(),
+                message: message.clone(),
+                retryable: *retryable,
+            }),
             Self::Snapshot {
                 recovered, state, ..
             } => {
-                let p = progress_ratio(state.processed_count, state.total_count);
-                put("status", state.status.as_str().into());
-                put("processedCount", state.processed_count.into());
-                put(
-                    "totalCount",
-                    state.total_count.map_or(Value::Null, Value::from),
-                );
-                put("progress", p.into());
-                put("currentProgress", p.into());
-                put("recovered", (*recovered).into());
+                let progress = progress_ratio(state.processed_count, state.total_count);
+                Payload::Snapshot(api::SnapshotPayload {
+                    current_progress: progress,
+                    processed_count: state.processed_count,
+                    progress,
+                    recovered: *recovered,
+                    status: state.status,
+                    total_count: state.total_count,
+                })
             }
             Self::TokenRefresh { token, expires_at } => {
-                put("token", token.as_str().into());
-                put("expiresAt", expires_at.0.into());
+                Payload::TokenRefresh(api::TokenRefreshPayload {
+                    expires_at: expires_at.0,
+                    token: token.clone(),
+                })
             }
-            Self::Pong => {}
+            Self::Pong => Payload::Pong(api::PongPayload {}),
         }
-        Value::Object(m)
     }
 }
 
@@ -337,10 +325,17 @@ struct Envelope<'a> {
     version: &'static str,
 }
 
+/// A frame's payload: one of the contract's payload types (`crate::api`),
+/// whose fields are declared in the order a sorted map would give them.
 #[derive(Serialize)]
 #[serde(untagged)]
 enum Payload<'a> {
-    Fields(Value),
+    Snapshot(api::SnapshotPayload),
+    Started(api::JobStartedPayload),
+    Progress(api::JobProgressPayload),
+    Error(api::ErrorPayload),
+    TokenRefresh(api::TokenRefreshPayload),
+    Pong(api::PongPayload),
     /// The producer's summary, forwarded as the exact text it sent.
     Summary {
         summary: Option<&'a RawValue>,
@@ -350,15 +345,9 @@ enum Payload<'a> {
 /// Encodes one envelope (SPEC §2).
 #[must_use]
 pub fn encode(job: &JobHeader, timestamp: Millis, seq: Option<Seq>, msg: &ServerMessage) -> String {
-    let payload = match msg {
-        ServerMessage::JobComplete { summary } => Payload::Summary {
-            summary: serde_json::from_str(summary).ok(),
-        },
-        other => Payload::Fields(other.payload()),
-    };
     let envelope = Envelope {
         job_id: &job.job_id,
-        payload,
+        payload: msg.payload(),
         pipeline: job.pipeline.as_str(),
         seq: seq.map(|s| s.0),
         timestamp: timestamp.0,
