@@ -498,26 +498,24 @@ pub fn decide(parts: &RequestParts<'_>, config: &Config, now: Millis) -> Decisio
 
 /// The second half of [`decide`] for `POST /api/jobs`, once its body is
 /// read: parses it and names the job (the body's id, or `new_job_id`).
-#[must_use]
+///
+/// # Errors
+/// The refusal of a body that is not a valid job creation (400, 413, 422).
 pub fn decide_create(
     body: &[u8],
     url_origin: &str,
     new_job_id: impl FnOnce() -> String,
-) -> Decision {
-    match parse_create_job(body) {
-        Ok(request) => {
-            let job_id = request.job_id.clone().unwrap_or_else(new_job_id);
-            Decision::ToRoom(ToRoom {
-                job_id,
-                request: RoomRequest::Create {
-                    request,
-                    origin: url_origin.to_owned(),
-                },
-                cors: None,
-            })
-        }
-        Err(e) => Decision::Reply(Reply::error(&e, None)),
-    }
+) -> Result<ToRoom, Reply> {
+    let request = parse_create_job(body).map_err(|e| Reply::error(&e, None))?;
+    let job_id = request.job_id.clone().unwrap_or_else(new_job_id);
+    Ok(ToRoom {
+        job_id,
+        request: RoomRequest::Create {
+            request,
+            origin: url_origin.to_owned(),
+        },
+        cors: None,
+    })
 }
 
 #[cfg(test)]

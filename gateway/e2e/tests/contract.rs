@@ -145,7 +145,9 @@ async fn run(api: Api) {
     assert_eq!(twice.status, 409);
     c.answer("POST", "/api/jobs", &twice);
 
-    // Upgrade refusals: 426 without Upgrade, 400, 401, 404.
+    // Upgrade refusals: 426 without Upgrade, 400, 401 (also for a job that
+    // does not exist: the edge checks the token first), 404 with a token
+    // valid at the edge for a job that does not exist.
     let plain = api
         .raw(
             "GET",
@@ -159,7 +161,11 @@ async fn run(api: Api) {
     for (query, status) in [
         (format!("jobId={id}&token={token}&lastSeq=x"), 400),
         (format!("jobId={id}&token=wrong"), 401),
-        ("jobId=no-such-job&token=wrong".to_owned(), 404),
+        ("jobId=no-such-job&token=wrong".to_owned(), 401),
+        (
+            format!("jobId=no-such-job&token={}", api.mint_token("no-such-job")),
+            404,
+        ),
     ] {
         let refused = api.refused_upgrade(&query).await;
         assert_eq!(refused.status, status, "{}", refused.text);

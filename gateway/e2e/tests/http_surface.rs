@@ -94,8 +94,23 @@ async fn create_job_answers_202_with_urls_and_refuses_bad_bodies() {
         .await;
     let body = &job.body;
     assert!(uuid_like(&job.id), "default jobId is a UUID: {}", job.id);
-    assert!(uuid_like(&job.token), "token is a UUID: {}", job.token);
+    // An opaque token of at most 142 URL-safe characters (PROTOCOL §1
+    // "Tokens"); today it carries its expiry and a MAC.
+    assert!(
+        job.token.starts_with("v1.")
+            && job.token.len() <= 142
+            && job
+                .token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.'),
+        "token format: {}",
+        job.token
+    );
     let expires = body["expiresAt"].as_u64().expect("expiresAt");
+    assert_eq!(
+        job.token.split('.').nth(1),
+        Some(expires.to_string().as_str())
+    );
     assert!(
         expires >= before + 600_000 && expires <= now_ms() + 600_000 + 5_000,
         "expiresAt {expires}"
@@ -270,7 +285,13 @@ async fn job_state_for_subscribers_and_producers() {
         .job_state(&job.id, "00000000-0000-4000-8000-000000000000")
         .await;
     wrong.assert_error(401);
+    // Another job's token is refused at the edge, whether or not that job
+    // exists; one valid for a missing job reaches its room's 404.
     api.job_state("no-such-job-e2e-state", &job.token)
+        .await
+        .assert_error(401);
+    let minted = api.mint_token("no-such-job-e2e-state");
+    api.job_state("no-such-job-e2e-state", &minted)
         .await
         .assert_error(404);
 
@@ -303,6 +324,10 @@ async fn cancel_endpoint_statuses() {
         .await
         .assert_error(401);
     api.cancel("no-such-job-e2e-cancel", &job.token)
+        .await
+        .assert_error(401);
+    let minted = api.mint_token("no-such-job-e2e-cancel");
+    api.cancel("no-such-job-e2e-cancel", &minted)
         .await
         .assert_error(404);
     assert_eq!(api.cancel(&job.id, &job.token).await.status, 202);

@@ -472,7 +472,18 @@ async fn upgrade_refusals_are_plain_http_in_spec_order() {
         );
         api.refused_upgrade(&query).await.assert_error(400);
     }
-    let unknown = Api::query("no-such-job-e2e", &job.token, None, None);
+    // Another job's token: 401 at the edge; one valid for the missing job: 404.
+    let elsewhere = Api::query("no-such-job-e2e", &job.token, None, None);
+    assert_eq!(
+        api.refused_upgrade(&elsewhere).await.assert_error(401),
+        "unauthorized"
+    );
+    let unknown = Api::query(
+        "no-such-job-e2e",
+        &api.mint_token("no-such-job-e2e"),
+        None,
+        None,
+    );
     assert_eq!(
         api.subscribe_query(&unknown)
             .await

@@ -3,7 +3,7 @@
 //! edge, or forward a [`ToRoom`] to the job's Durable Object (named by its id)
 //! in the [`ROOM_REQUEST_HEADER`], with the events body streamed behind it.
 
-use gateway_core::http::{self, Decision, Reply, RequestParts, RoomRequest, ToRoom};
+use gateway_core::http::{self, Decision, RequestParts, RoomRequest, ToRoom};
 use tracing::Instrument;
 use worker::{event, Context, Env, Headers, Method, Request, RequestInit, Response, Result};
 
@@ -72,14 +72,11 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
                 Err(e) => return reply::error(&e, None),
             };
             match http::decide_create(&body, origin_of(&url), runtime::new_job_id) {
-                Decision::ToRoom(to) => {
+                Ok(to) => {
                     let inner = Request::new_with_init(&url, &init(Method::Post, &to, None)?)?;
                     room(env, &to.job_id)?.fetch_with_request(inner).await
                 }
-                Decision::Reply(r) => reply::edge(&r),
-                Decision::ReadCreateBody => {
-                    reply::edge(&Reply::error(&gateway_core::HttpError::internal(), None))
-                }
+                Err(r) => reply::edge(&r),
             }
         }
         Decision::ToRoom(to) => {
