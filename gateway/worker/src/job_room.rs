@@ -205,7 +205,9 @@ impl JobRoom {
             Err(StorageFailed(e)) => return self.internal_error(&e, cors),
         };
         let mut accepted = None;
+        let mut upgraded = None;
         if let Some((socket, client)) = outcome.accept.take() {
+            upgraded = Some(socket);
             // The room commits the upgrade (supersede, catch-up) only now.
             let input = match client {
                 Some(client) => {
@@ -222,8 +224,10 @@ impl JobRoom {
         }
         if upgrade {
             let done = runtime::now();
+            // The one log line of an upgrade (the core logs none).
             tracing::info!(
                 event = "upgrade_timing",
+                socket = upgraded.map(|s| s.to_string()),
                 cold = storage_ms.is_some(),
                 storage_ms = storage_ms.map_or(0, |m| m.0),
                 accept_ms = done.minus(accept_started).0,
