@@ -104,7 +104,15 @@ fn an_expired_job_notifies_expired() {
     assert_eq!(s.notifies.len(), 1);
     let b = body(&s, 0);
     assert_eq!(b.event, CallbackEvent::Expired);
-    assert_eq!(b.at, T0.plus(Millis::from_hours(24)));
+    // The retention (24 h) is over at the first full hour after it.
+    let hour = Millis::from_hours(1).0;
+    let expired = T0.plus(Millis::from_hours(24)).0.div_ceil(hour) * hour;
+    assert_ne!(
+        expired,
+        T0.plus(Millis::from_hours(24)).0,
+        "T0 is not on the hour"
+    );
+    assert_eq!(b.at, Millis(expired));
 }
 
 #[test]

@@ -111,6 +111,8 @@ pub struct SimStats {
     pub hibernations_with_sockets: u32,
     /// Record writes.
     pub writes: u32,
+    /// Alarm writes (sets and deletes).
+    pub alarm_writes: u32,
     /// Keys the record writes wrote.
     pub written_keys: u32,
     /// Bytes (keys and values) the record writes wrote.
@@ -913,7 +915,10 @@ impl Sim {
                     self.delivered_mark = None;
                     self.acked = Seq(0);
                 }
-                Effect::SetAlarm(t) => self.alarm = t,
+                Effect::SetAlarm(t) => {
+                    self.stats.alarm_writes += 1;
+                    self.alarm = t;
+                }
             }
         }
         if let Some(room) = &self.room {

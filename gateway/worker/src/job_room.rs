@@ -15,6 +15,7 @@
 //! next event re-arms the alarm.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 
 use gateway_core::callback;
 use gateway_core::error::GatewayError;
@@ -43,6 +44,11 @@ pub struct JobRoom {
     env: Env,
     config: RoomConfig,
     room: RefCell<Option<Room>>,
+    /// The open sockets of the room in memory, by id, so that a send, close
+    /// or attach finds its socket without a runtime call. Filled by a wake
+    /// (from its one `get_websockets()`) and by each accept; a socket leaves
+    /// when it is closed.
+    sockets: RefCell<HashMap<SocketId, WebSocket>>,
 }
 
 /// What the effects of one input produced for the caller.
@@ -74,6 +80,7 @@ impl DurableObject for JobRoom {
             env,
             config,
             room: RefCell::new(None),
+            sockets: RefCell::new(HashMap::new()),
         }
     }
 
@@ -176,7 +183,9 @@ impl JobRoom {
             Err(StorageFailed(e)) => return self.internal_error(&e, cors),
         };
         let mut accepted = None;
+        let mut upgraded = None;
         if let Some((socket, client)) = outcome.accept.take() {
+            upgraded = Some(socket);
             // The room commits the upgrade (supersede, catch-up) only now.
             let input = match client {
                 Some(client) => {
@@ -193,8 +202,10 @@ impl JobRoom {
         }
         if upgrade {
             let done = runtime::now();
+            // The one log line of an upgrade (the core logs none).
             tracing::info!(
                 event = "upgrade_timing",
+                socket = upgraded.map(|s| s.to_string()),
                 cold = storage_ms.is_some(),
                 storage_ms = storage_ms.map_or(0, |m| m.0),
                 accept_ms = done.minus(accept_started).0,
@@ -233,7 +244,10 @@ impl JobRoom {
             };
             let input = match frame {
                 Some(frame) => Input::Frame { socket, frame },
-                None => Input::Closed { socket },
+                None => {
+                    self.sockets.borrow_mut().remove(&socket);
+                    Input::Closed { socket }
+                }
             };
             let effects = self.step(restored, input);
             let _ = self.apply(effects).await;
@@ -305,18 +319,23 @@ impl JobRoom {
         }
         // Sockets the room closed stay listed until their close handshake
         // ends; only open ones are restored.
-        let sockets = self
-            .state
-            .get_websockets()
-            .iter()
-            .filter(|ws| ws.as_ref().ready_state() == worker::web_sys::WebSocket::OPEN)
-            .filter_map(|ws| {
-                Some(KeptSocket {
-                    attachment: attachment(ws)?,
-                    last_auto_response: runtime::last_auto_response(&self.state, ws),
-                })
-            })
-            .collect();
+        let mut sockets = Vec::new();
+        let mut known = self.sockets.borrow_mut();
+        known.clear();
+        for ws in self.state.get_websockets() {
+            if ws.as_ref().ready_state() != worker::web_sys::WebSocket::OPEN {
+                continue;
+            }
+            let Some(attachment) = attachment(&ws) else {
+                continue;
+            };
+            known.insert(attachment.socket, ws.clone());
+            sockets.push(KeptSocket {
+                attachment,
+                last_auto_response: runtime::last_auto_response(&self.state, &ws),
+            });
+        }
+        drop(known);
         let kept = Kept {
             record,
             delivered,
@@ -413,6 +432,7 @@ impl JobRoom {
                     if let Some(ws) = self.socket(socket) {
                         let _ = ws.close(Some(code.as_u16()), Some(reason));
                     }
+                    self.sockets.borrow_mut().remove(&socket);
                 }
                 Effect::Persist(write) => {
                     // One `put` of every key: atomic, so a crash loses all
@@ -511,10 +531,16 @@ impl JobRoom {
         self.state
             .accept_websocket_with_tags(&pair.server, &[tag.as_str()]);
         attach(&pair.server, attachment)?;
+        self.sockets.borrow_mut().insert(socket, pair.server);
         Ok(pair.client)
     }
 
+    /// The socket, from those known in memory; one runtime call (by its tag)
+    /// only if it is not known.
     fn socket(&self, socket: SocketId) -> Option<WebSocket> {
+        if let Some(ws) = self.sockets.borrow().get(&socket) {
+            return Some(ws.clone());
+        }
         self.state
             .get_websockets_with_tag(&socket.to_string())
             .into_iter()
@@ -526,6 +552,7 @@ impl JobRoom {
     fn fail(&self, error: &worker::Error) {
         tracing::error!(error = %error, event = "storage_failed");
         self.room.borrow_mut().take();
+        self.sockets.borrow_mut().clear();
         for ws in self.state.get_websockets() {
             close_internal(&ws);
         }

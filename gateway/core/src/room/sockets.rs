@@ -129,7 +129,8 @@ impl Room {
                 reason,
             });
         }
-        out.push(log(Level::Info, "socket_accepted", Some(socket)));
+        // No log line here: the adapter logs the upgrade once, with its
+        // socket and timings (`upgrade_timing`).
         if let Some(live) = &mut self.live {
             live.sockets.insert(
                 socket,

@@ -4,10 +4,16 @@
 use super::*;
 
 /// The failure code a job gets when its producer sent nothing for the whole
-/// retention period.
+/// retention period (it ends at the first full hour after it).
 pub const JOB_EXPIRED: &str = "job_expired";
 const JOB_EXPIRED_MESSAGE: &str =
     "the producer sent no event for the retention period (24 h by default); the job ended as failed: start a new job";
+
+/// `at`, or the next full hour (of the Unix epoch) after it.
+fn round_up_to_hour(at: Millis) -> Millis {
+    let hour = Millis::from_hours(1).0;
+    Millis(at.0.div_ceil(hour).saturating_mul(hour))
+}
 
 impl Room {
     pub(super) fn alarm(&mut self, now: Millis, random: [u8; 16], out: &mut Vec<Effect>) {
@@ -16,9 +22,11 @@ impl Room {
             .as_mut()
             .map(|l| l.timers.take_due(now))
             .unwrap_or_default();
-        // The sweep's deadline moves with pings the room learns only now, so
-        // every alarm sweeps: the alarm may have been set for it.
-        if !self.sockets().is_empty() && !due.contains(&Timer::IdleSweep) {
+        // The sweep's deadline moves with pings the room learns only now, and
+        // a sweep stays armed after the last socket left (a room restored by
+        // this alarm does not know it), so every alarm sweeps: the alarm may
+        // have been set for it.
+        if self.live.is_some() && !due.contains(&Timer::IdleSweep) {
             due.push(Timer::IdleSweep);
         }
         for timer in due {
@@ -151,20 +159,28 @@ impl Room {
             }
             // A socket silent since `oldest` is idle after 2 intervals
             // and must be closed within one more: one wake per 2 to 3
-            // intervals, not one per interval.
-            match sockets.values().map(|s| s.last_active).min() {
-                Some(oldest) => {
-                    let within = Millis(config.ping_interval.0.saturating_mul(3));
-                    timers.set(Timer::IdleSweep, oldest.plus(within));
+            // intervals, not one per interval. A sweep already armed
+            // earlier stays (an early sweep finds nothing and re-arms), and
+            // so does one armed when the last socket left (the sweep of an
+            // empty room clears it): a reconnect does not move the alarm.
+            if let Some(oldest) = sockets.values().map(|s| s.last_active).min() {
+                let within = Millis(config.ping_interval.0.saturating_mul(3));
+                let at = oldest.plus(within);
+                if timers.get(Timer::IdleSweep).is_none_or(|armed| armed > at) {
+                    timers.set(Timer::IdleSweep, at);
                 }
-                None => timers.clear(Timer::IdleSweep),
             }
             match &job.notify {
                 Some(n) => timers.set(Timer::Notify, n.due),
                 None => timers.clear(Timer::Notify),
             }
-            let since = job.phase.ended_at().unwrap_or(job.updated_at);
-            timers.set(Timer::Cleanup, since.plus(config.retention));
+            // A running job expires in the first full hour after its
+            // retention: the alarm moves once an hour, not with every event.
+            let cleanup = match job.phase.ended_at() {
+                Some(ended) => ended.plus(config.retention),
+                None => round_up_to_hour(job.updated_at.plus(config.retention)),
+            };
+            timers.set(Timer::Cleanup, cleanup);
         }
         let next = self.live.as_ref().and_then(|l| l.timers.next());
         if next != self.alarm {
