@@ -643,13 +643,16 @@ async fn an_invalid_var_refuses_every_request_with_500_misconfigured() {
 // ---------------------------------------------------------------------------
 // Tokens the edge checks (issue 11, part 4)
 
-/// The `room_request` lines the Durable Object of `job` logged: one per
-/// request that reached that job's room.
+/// The lines the Durable Object of `job` logged for a request that reached
+/// that job's room: `room_request` (one per request but an upgrade or
+/// events) and `upgrade_timing` (one per upgrade).
 fn room_requests(log: &str, job: &str) -> usize {
     log.lines()
         .filter_map(|line| Some(&line[line.find('{')?..=line.rfind('}')?]))
         .filter_map(|json| serde_json::from_str::<Value>(json).ok())
-        .filter(|v| v["event"] == "room_request" && v["job_id"] == job)
+        .filter(|v| {
+            (v["event"] == "room_request" || v["event"] == "upgrade_timing") && v["job_id"] == job
+        })
         .count()
 }
 

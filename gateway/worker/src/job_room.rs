@@ -145,8 +145,12 @@ impl JobRoom {
             Err(e) => return self.internal_error(&e, None),
         };
         let cors = cors.as_deref();
-        // One line per request that reaches a room: what the edge let through.
-        tracing::info!(event = "room_request", kind = request.name());
+        // One line per request that reaches a room: what the edge let
+        // through. Not on the hot paths: an upgrade logs its one
+        // `upgrade_timing` line, and producer events log nothing per event.
+        if !matches!(request, RoomRequest::Upgrade { .. } | RoomRequest::Events) {
+            tracing::info!(event = "room_request", kind = request.name());
+        }
         // Read everything the input needs before touching the room: reading a
         // body is not a storage operation and lets other events in.
         let input = match request {

@@ -4,15 +4,22 @@
 use super::*;
 
 /// The failure code a job gets when its producer sent nothing for the whole
-/// retention period (it ends at the first full hour after it).
+/// retention period (it ends at the first step after it: [`expiry_step`]).
 pub const JOB_EXPIRED: &str = "job_expired";
 const JOB_EXPIRED_MESSAGE: &str =
     "the producer sent no event for the retention period (24 h by default); the job ended as failed: start a new job";
 
-/// `at`, or the next full hour (of the Unix epoch) after it.
-fn round_up_to_hour(at: Millis) -> Millis {
-    let hour = Millis::from_hours(1).0;
-    Millis(at.0.div_ceil(hour).saturating_mul(hour))
+/// A 24th of the retention: one hour at the default 24 h. An abandoned job
+/// ends at the first multiple of it (of the Unix epoch) after its retention,
+/// so a producer without subscribers moves the alarm once a step, not with
+/// every event; a shortened retention (the tests') keeps its precision.
+fn expiry_step(retention: Millis) -> u64 {
+    (retention.0 / 24).max(1)
+}
+
+/// `at`, or the next multiple of `step` after it.
+fn round_up(at: Millis, step: u64) -> Millis {
+    Millis(at.0.div_ceil(step).saturating_mul(step))
 }
 
 impl Room {
@@ -174,11 +181,14 @@ impl Room {
                 Some(n) => timers.set(Timer::Notify, n.due),
                 None => timers.clear(Timer::Notify),
             }
-            // A running job expires in the first full hour after its
-            // retention: the alarm moves once an hour, not with every event.
+            // A running job expires at the first step after its retention:
+            // the alarm moves once a step (an hour), not with every event.
             let cleanup = match job.phase.ended_at() {
                 Some(ended) => ended.plus(config.retention),
-                None => round_up_to_hour(job.updated_at.plus(config.retention)),
+                None => round_up(
+                    job.updated_at.plus(config.retention),
+                    expiry_step(config.retention),
+                ),
             };
             timers.set(Timer::Cleanup, cleanup);
         }
