@@ -421,7 +421,18 @@ fn a_full_batch_of_ids_is_recognised_whole_when_retried() {
 
 #[test]
 fn an_abandoned_job_ends_as_failed_with_job_expired_then_4001() {
-    let mut s = with_one_subscriber();
+    // The subscriber stays connected past the default 24 h session cap
+    // (which would close it 1008 first): the cap here is 48 h.
+    let config = RoomConfig {
+        max_session: Millis::from_hours(48),
+        ..RoomConfig::default()
+    };
+    let mut s = Sim::new(config, T0, 11);
+    assert_eq!(s.create_default_job(Some(10)).status, 202);
+    let c = s.add_client(Some("phone"));
+    s.start(c);
+    s.settle();
+    assert_eq!(s.clients[c].machine.state(), &State::Active);
     assert_eq!(
         seq_of(&s.producer(r#"{"type":"progress","processedCount":1}"#)),
         1

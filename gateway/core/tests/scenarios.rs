@@ -292,7 +292,16 @@ fn close_1011_when_sockets_outlive_their_job_record() {
 
 #[test]
 fn close_4001_when_an_abandoned_job_expires_then_404_a_retention_later() {
-    let (mut s, c) = connected(None);
+    // The subscriber stays connected past the default 24 h session cap
+    // (which would close it 1008 first): the cap here is 48 h.
+    let mut s = sim_with(RoomConfig {
+        max_session: Millis::from_hours(48),
+        ..RoomConfig::default()
+    });
+    let c = s.add_client(None);
+    s.start(c);
+    s.settle();
+    assert_eq!(s.clients[c].machine.state(), &State::Active);
     s.producer(&progress(1));
     s.advance(Millis::from_hours(25));
     // Ended as failed (`job_expired`, then 4001), not dropped with 1012.
