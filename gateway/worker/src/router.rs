@@ -20,7 +20,7 @@ pub const ROOM_REQUEST_HEADER: &str = "x-gateway-room-request";
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     log::init();
-    let span = tracing::info_span!("request", method = %req.method(), path = %req.path());
+    let span = tracing::info_span!("request", method = %req.inner().method(), path = %req.path());
     async move {
         match handle(req, &env).await {
             Ok(response) => Ok(response),
@@ -45,7 +45,9 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
     // path (workers-rs already split it off), the query and the origin from
     // that text rather than parsing it again.
     let url = req.inner().url();
-    let (method, path) = (req.method(), req.path());
+    // The method as sent: workers-rs maps a method it does not know (e.g.
+    // QUERY) to GET, and such a request must be refused, not routed as one.
+    let (method, path) = (req.inner().method(), req.path());
     let headers = req.headers();
     let (origin, authorization, upgrade, content_length) = (
         headers.get("origin")?,
@@ -54,7 +56,7 @@ async fn handle(req: Request, env: &Env) -> Result<Response> {
         headers.get("content-length")?,
     );
     let parts = RequestParts {
-        method: method.as_ref(),
+        method: &method,
         path: &path,
         query: query(&url),
         url_origin: origin_of(&url),
