@@ -105,6 +105,24 @@ fn connected(client_id: Option<&str>) -> (Sim, usize) {
     (s, c)
 }
 
+/// The first socket was closed 1008, its client gave up (`Revoked`), and a
+/// new client with the same token is refused (`Unauthorized`).
+fn closed_1008_and_locked_out(s: &mut Sim, c: usize) {
+    assert_eq!(socket_frames(s, 0).1, Some(1008));
+    assert_eq!(
+        s.clients[c].machine.state(),
+        &State::Failed(FailReason::Revoked)
+    );
+    let again = s.add_client(None);
+    s.start(again);
+    s.settle();
+    assert_eq!(
+        s.clients[again].machine.state(),
+        &State::Failed(FailReason::Unauthorized)
+    );
+    clean(s);
+}
+
 // --- §4 close codes -------------------------------------------------------
 
 #[test]
@@ -249,19 +267,7 @@ fn close_1008_on_revoke_and_the_token_stops_working() {
     let (mut s, c) = connected(Some("phone"));
     assert_eq!(s.room_request(Input::Revoke).status, 202);
     s.settle();
-    assert_eq!(socket_frames(&s, 0).1, Some(1008));
-    assert_eq!(
-        s.clients[c].machine.state(),
-        &State::Failed(FailReason::Revoked)
-    );
-    let again = s.add_client(None);
-    s.start(again);
-    s.settle();
-    assert_eq!(
-        s.clients[again].machine.state(),
-        &State::Failed(FailReason::Unauthorized)
-    );
-    clean(&s);
+    closed_1008_and_locked_out(&mut s, c);
 }
 
 #[test]
@@ -1464,19 +1470,8 @@ fn refreshes_stop_at_the_session_cap_and_the_socket_closes_1008_when_its_token_e
         3,
         "no refresh past the cap"
     );
-    assert_eq!(
-        s.clients[c].machine.state(),
-        &State::Failed(FailReason::Revoked)
-    );
     // Reconnecting with the expired token fails: the app needs a new one.
-    let again = s.add_client(None);
-    s.start(again);
-    s.settle();
-    assert_eq!(
-        s.clients[again].machine.state(),
-        &State::Failed(FailReason::Unauthorized)
-    );
-    clean(&s);
+    closed_1008_and_locked_out(&mut s, c);
 }
 
 /// The producer's token starts a session of its own: a socket holding it
