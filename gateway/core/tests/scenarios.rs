@@ -1429,21 +1429,27 @@ fn an_unsafe_count_is_422_and_changes_nothing() {
     clean(&s);
 }
 
-/// A session of 5 min with 2 min tokens: refreshes (each a minute before the
-/// newest expires) at +1, +2 and +3 min; the last is capped at exactly the
-/// session's end (+5 min), so none follows; at +5 min the socket closes 1008.
-#[test]
-fn refreshes_stop_at_the_session_cap_and_the_socket_closes_1008_when_its_token_expires() {
-    let max_session = Millis::from_mins(5);
+/// A room whose sessions last 5 min, with a job whose tokens live 2 min.
+fn five_minute_session() -> Sim {
     let mut s = Sim::new(
         RoomConfig {
-            max_session,
+            max_session: Millis::from_mins(5),
             ..RoomConfig::default()
         },
         T0,
         3,
     );
     s.create_job(Some(10), Millis::from_mins(2));
+    s
+}
+
+/// A session of 5 min with 2 min tokens: refreshes (each a minute before the
+/// newest expires) at +1, +2 and +3 min; the last is capped at exactly the
+/// session's end (+5 min), so none follows; at +5 min the socket closes 1008.
+#[test]
+fn refreshes_stop_at_the_session_cap_and_the_socket_closes_1008_when_its_token_expires() {
+    let max_session = Millis::from_mins(5);
+    let mut s = five_minute_session();
     let c = s.add_client(Some("phone"));
     s.start(c);
     s.settle();
@@ -1479,15 +1485,7 @@ fn refreshes_stop_at_the_session_cap_and_the_socket_closes_1008_when_its_token_e
 #[test]
 fn a_producer_issued_token_starts_its_own_session() {
     let max_session = Millis::from_mins(5);
-    let mut s = Sim::new(
-        RoomConfig {
-            max_session,
-            ..RoomConfig::default()
-        },
-        T0,
-        3,
-    );
-    s.create_job(Some(10), Millis::from_mins(2));
+    let mut s = five_minute_session();
     s.advance(Millis::from_mins(4));
     let (granted, exp) = issued_token(&s.room_request(Input::IssueToken { random: [9; 16] }));
     assert_eq!(exp, T0.plus(Millis::from_mins(6)), "now + ttl");
