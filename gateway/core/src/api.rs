@@ -774,8 +774,16 @@ pub fn openapi() -> Value {
     };
     let bad_id = (400, "The path's jobId is malformed.");
     let no_secret = (401, "Missing or wrong producer secret.");
-    let no_token = (401, "Missing, wrong, revoked or expired subscriber token.");
-    let no_job = (404, "No such job (or it ended more than 24 h ago).");
+    let no_token = (
+        401,
+        "Missing, wrong, revoked or expired subscriber token. The edge checks the token's signature, job and expiry \
+         (including the end of its session, MAX_SESSION_MS) before the job is looked at, and answers every such \
+         refusal with the same body whether or not the job exists; a revoked token is refused by the job.",
+    );
+    let no_job = (
+        404,
+        "No such job (or it ended longer ago than the retention, JOB_RETENTION_MS, 24 h by default).",
+    );
 
     let create_body = c.of::<CreateJobRequest>();
     let create = json!({

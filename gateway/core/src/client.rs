@@ -6,6 +6,7 @@
 //! Completed | Failed{reason}`, with a `Syncing` detour through
 //! `GET /api/job-state/{jobId}` when reconnects keep failing (seed 002).
 
+use crate::api;
 use crate::entropy::Entropy;
 use crate::protocol::{self, JobStatus, Seq, ServerMessage, LITERAL_PING};
 use crate::token::Token;
@@ -586,22 +587,18 @@ impl Client {
     ) {
         match status {
             200 => {
-                let parsed = body.and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok());
-                if let Some(v) = parsed {
-                    let status = v
-                        .get("status")
-                        .and_then(|s| serde_json::from_value::<JobStatus>(s.clone()).ok());
-                    let seq = v.get("seq").and_then(serde_json::Value::as_u64).map(Seq);
+                // The answer as the contract's type: one that does not read
+                // as a job state changes nothing, and the socket is tried.
+                let parsed = body.and_then(|b| serde_json::from_str::<api::JobState>(b).ok());
+                if let Some(state) = parsed {
+                    let status = Some(state.status);
+                    let seq = Some(Seq(state.seq));
                     // Progress never goes backwards in the view.
                     if seq >= self.view.seq {
                         self.view.seq = seq;
                         self.view.status = status;
-                        if let Some(p) = v.get("processedCount").and_then(serde_json::Value::as_u64)
-                        {
-                            self.view.processed_count = p;
-                        }
-                        self.view.total_count =
-                            v.get("totalCount").and_then(serde_json::Value::as_u64);
+                        self.view.processed_count = state.processed_count;
+                        self.view.total_count = state.total_count;
                         out.push(Effect::Progress(self.view.clone()));
                     }
                     match status {

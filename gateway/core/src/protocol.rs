@@ -7,7 +7,7 @@ use crate::strict_json::{self, StrictJsonError};
 use crate::Millis;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 
 /// Envelope schema version (seed 003).
@@ -122,18 +122,6 @@ impl JobStatus {
     #[must_use]
     pub const fn is_terminal(self) -> bool {
         matches!(self, Self::Completed | Self::Failed | Self::Canceled)
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        [
-            Self::Pending,
-            Self::Processing,
-            Self::Completed,
-            Self::Failed,
-            Self::Canceled,
-        ]
-        .into_iter()
-        .find(|x| x.as_str() == s)
     }
 }
 
@@ -386,90 +374,98 @@ pub const fn check_outgoing(len: usize) -> OutgoingSize {
 #[error("unreadable server frame: {0}")]
 pub struct ServerFrameError(pub &'static str);
 
-/// Decodes a server frame; used by the client machine. Unknown `type`s are an
-/// error the client ignores (forward compatibility).
+/// Decodes a server frame; used by the client machine. The payload is read
+/// into its contract type (`crate::api`, the types `docs/asyncapi.json` is
+/// generated from): a frame whose payload lacks a field its schema requires is
+/// an error, like an unknown `type`, and the client ignores it. Fields it does
+/// not know are ignored (a later gateway may add some), and so are the
+/// envelope's `jobId`, `pipeline`, `timestamp` and `version`, which the client
+/// does not use.
 pub fn decode(text: &str) -> Result<ServerFrame, ServerFrameError> {
+    /// The envelope as the client reads it.
+    #[derive(Deserialize)]
+    struct Envelope<'a> {
+        #[serde(rename = "type")]
+        kind: std::borrow::Cow<'a, str>,
+        #[serde(default)]
+        seq: Option<u64>,
+        #[serde(default, borrow)]
+        payload: Option<&'a RawValue>,
+    }
+    fn payload<'a, T: Deserialize<'a>>(
+        raw: Option<&'a RawValue>,
+        what: &'static str,
+    ) -> Result<T, ServerFrameError> {
+        serde_json::from_str(raw.map_or("{}", RawValue::get)).map_err(|_| ServerFrameError(what))
+    }
+
     if text == LITERAL_PONG {
         return Ok(ServerFrame {
             seq: None,
             message: ServerMessage::Pong,
         });
     }
-    let v: Value = serde_json::from_str(text).map_err(|_| ServerFrameError("not JSON"))?;
-    let o = v.as_object().ok_or(ServerFrameError("not an object"))?;
-    let ty = o
-        .get("type")
-        .and_then(Value::as_str)
-        .ok_or(ServerFrameError("no type"))?;
-    let seq = match o.get("seq") {
-        None | Some(Value::Null) => None,
-        Some(s) => Some(Seq(s.as_u64().ok_or(ServerFrameError("bad seq"))?)),
-    };
-    let empty = Map::new();
-    let p = o
-        .get("payload")
-        .and_then(Value::as_object)
-        .unwrap_or(&empty);
-    let u = |k: &str| p.get(k).and_then(Value::as_u64);
-    let s = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_owned);
-    let message = match ty {
-        "job_started" => ServerMessage::JobStarted {
-            total_count: u("totalCount"),
-            message: s("message"),
-        },
-        "job_progress" => ServerMessage::JobProgress {
-            processed_count: u("processedCount").ok_or(ServerFrameError("no processedCount"))?,
-            total_count: u("totalCount"),
-            current_item: s("currentItem"),
-            message: s("message"),
-        },
-        "job_complete" => ServerMessage::JobComplete {
-            summary: raw_summary(text),
-        },
-        "error" => ServerMessage::Error {
-            code: s("code").unwrap_or_default(),
-            message: s("message").unwrap_or_default(),
-            retryable: p.get("retryable").and_then(Value::as_bool).unwrap_or(false),
-        },
-        "snapshot" | "reconnected" => ServerMessage::Snapshot {
-            resumed: ty == "reconnected",
-            recovered: p.get("recovered").and_then(Value::as_bool).unwrap_or(false),
-            state: Snapshot {
-                status: p
-                    .get("status")
-                    .and_then(Value::as_str)
-                    .and_then(JobStatus::parse)
-                    .ok_or(ServerFrameError("bad status"))?,
-                processed_count: u("processedCount").unwrap_or(0),
-                total_count: u("totalCount"),
-            },
-        },
-        "token_refresh" => ServerMessage::TokenRefresh {
-            token: s("token").ok_or(ServerFrameError("no token"))?,
-            expires_at: Millis(u("expiresAt").ok_or(ServerFrameError("no expiresAt"))?),
-        },
+    let envelope: Envelope<'_> =
+        serde_json::from_str(text).map_err(|_| ServerFrameError("not an envelope"))?;
+    let raw = envelope.payload;
+    let message = match &*envelope.kind {
+        "job_started" => {
+            let p: api::JobStartedPayload = payload(raw, "bad job_started payload")?;
+            ServerMessage::JobStarted {
+                total_count: p.total_count,
+                message: p.message,
+            }
+        }
+        "job_progress" => {
+            let p: api::JobProgressPayload = payload(raw, "bad job_progress payload")?;
+            ServerMessage::JobProgress {
+                processed_count: p.processed_count,
+                total_count: p.total_count,
+                current_item: p.current_item,
+                message: p.message,
+            }
+        }
+        "job_complete" => {
+            let p: api::JobCompletePayload = payload(raw, "bad job_complete payload")?;
+            // The producer's summary as the exact text it sent.
+            ServerMessage::JobComplete {
+                summary: p.summary.get().to_owned(),
+            }
+        }
+        "error" => {
+            let p: api::ErrorPayload = payload(raw, "bad error payload")?;
+            ServerMessage::Error {
+                code: p.code,
+                message: p.message,
+                retryable: p.retryable,
+            }
+        }
+        kind @ ("snapshot" | "reconnected") => {
+            let p: api::SnapshotPayload = payload(raw, "bad snapshot payload")?;
+            ServerMessage::Snapshot {
+                resumed: kind == "reconnected",
+                recovered: p.recovered,
+                state: Snapshot {
+                    status: p.status,
+                    processed_count: p.processed_count,
+                    total_count: p.total_count,
+                },
+            }
+        }
+        "token_refresh" => {
+            let p: api::TokenRefreshPayload = payload(raw, "bad token_refresh payload")?;
+            ServerMessage::TokenRefresh {
+                token: p.token,
+                expires_at: Millis(p.expires_at),
+            }
+        }
         "pong" => ServerMessage::Pong,
         _ => return Err(ServerFrameError("unknown type")),
     };
-    Ok(ServerFrame { seq, message })
-}
-
-/// A `job_complete` frame's summary as the exact text the producer sent.
-fn raw_summary(frame: &str) -> String {
-    #[derive(Deserialize)]
-    struct Frame<'a> {
-        #[serde(borrow)]
-        payload: Option<Inner<'a>>,
-    }
-    #[derive(Deserialize)]
-    struct Inner<'a> {
-        #[serde(borrow)]
-        summary: Option<&'a RawValue>,
-    }
-    serde_json::from_str::<Frame<'_>>(frame)
-        .ok()
-        .and_then(|f| f.payload?.summary)
-        .map_or_else(|| "null".to_owned(), |r| r.get().to_owned())
+    Ok(ServerFrame {
+        seq: envelope.seq.map(Seq),
+        message,
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -717,61 +713,12 @@ pub fn parse_producer_body(body: &[u8]) -> Result<Vec<ProducerEvent>, HttpError>
         .collect()
 }
 
-/// Encodes a producer event back to its wire form (used by clients and tests).
+/// Encodes a producer event back to its wire form (used by tests and the
+/// fuzzers), through the contract's type [`api::ProducerEvent`].
 #[must_use]
 pub fn encode_producer_event(e: &ProducerEvent) -> Value {
-    let mut m = Map::new();
-    let mut put = |k: &str, v: Value| {
-        m.insert(k.to_owned(), v);
-    };
-    match &e.kind {
-        EventKind::Started {
-            total_count,
-            message,
-        } => {
-            put("type", "started".into());
-            if let Some(t) = total_count {
-                put("totalCount", (*t).into());
-            }
-            if let Some(s) = message {
-                put("message", s.as_str().into());
-            }
-        }
-        EventKind::Progress {
-            processed_count,
-            total_count,
-            current_item,
-            message,
-        } => {
-            put("type", "progress".into());
-            put("processedCount", (*processed_count).into());
-            if let Some(t) = total_count {
-                put("totalCount", (*t).into());
-            }
-            if let Some(s) = current_item {
-                put("currentItem", s.as_str().into());
-            }
-            if let Some(s) = message {
-                put("message", s.as_str().into());
-            }
-        }
-        EventKind::Complete { summary } => {
-            put("type", "complete".into());
-            put(
-                "summary",
-                serde_json::from_str(summary).unwrap_or(Value::Null),
-            );
-        }
-        EventKind::Failed { code, message } => {
-            put("type", "failed".into());
-            put("code", code.as_str().into());
-            put("message", message.as_str().into());
-        }
-    }
-    if let Some(id) = &e.event_id {
-        put("eventId", id.as_str().into());
-    }
-    Value::Object(m)
+    // Strings, integers and JSON text always serialize.
+    serde_json::to_value(api::ProducerEvent::from(e)).unwrap_or(Value::Null)
 }
 
 /// A validated `POST /api/jobs` body (serialized only from the router to

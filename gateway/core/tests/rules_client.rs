@@ -957,10 +957,18 @@ fn a_sync_that_finds_the_job_running_resumes_from_its_seq() {
     assert!(last_view(&fx).is_none(), "{fx:?}");
     assert_eq!(r.c.view().processed_count, 5);
     assert_eq!(connects(&fx)[0].last_seq, Some(Seq(5)));
-    // An unreadable body: reconnect as before.
-    let mut r = syncing();
-    let fx = r.go(fetched(200, Some("{")));
-    assert_eq!(connects(&fx)[0].last_seq, Some(Seq(5)));
+    // An unreadable body, or one that is not the contract's job state (a
+    // required field missing, e.g. `seq`, or of another type): nothing in it
+    // is applied, even a terminal status, and the client reconnects as before.
+    let completed_without_seq = state_body(9, "completed", 10).replace(r#""seq":9,"#, "");
+    let seq_as_text = state_body(9, "processing", 8).replace(r#""seq":9"#, r#""seq":"9""#);
+    for body in ["{", completed_without_seq.as_str(), seq_as_text.as_str()] {
+        let mut r = syncing();
+        let fx = r.go(fetched(200, Some(body)));
+        assert!(last_view(&fx).is_none(), "{body}: {fx:?}");
+        assert_eq!(r.c.view().processed_count, 5, "{body}");
+        assert_eq!(connects(&fx)[0].last_seq, Some(Seq(5)), "{body}");
+    }
 }
 
 #[test]

@@ -569,11 +569,15 @@ fn each_server_message_reads_back_as_sent_with_its_seq() {
 fn each_envelope_type_has_its_spec_name() {
     let names: Vec<&str> = [
         r#"{"type":"job_started","payload":{}}"#,
-        r#"{"type":"job_progress","payload":{"processedCount":1}}"#,
-        r#"{"type":"job_complete"}"#,
-        r#"{"type":"error","payload":{}}"#,
-        r#"{"type":"snapshot","payload":{"status":"pending"}}"#,
-        r#"{"type":"reconnected","payload":{"status":"pending"}}"#,
+        r#"{"type":"job_progress","payload":{"processedCount":1,"progress":0}}"#,
+        r#"{"type":"job_complete","payload":{"summary":null}}"#,
+        r#"{"type":"error","payload":{"code":"c","message":"m","retryable":false}}"#,
+        SNAPSHOT_PAYLOAD_PENDING
+            .replace("TYPE", "snapshot")
+            .as_str(),
+        SNAPSHOT_PAYLOAD_PENDING
+            .replace("TYPE", "reconnected")
+            .as_str(),
         r#"{"type":"token_refresh","payload":{"token":"t","expiresAt":1}}"#,
         r#"{"type":"pong"}"#,
     ]
@@ -595,6 +599,11 @@ fn each_envelope_type_has_its_spec_name() {
     );
 }
 
+const SNAPSHOT_PAYLOAD_PENDING: &str = r#"{"type":"TYPE","seq":0,"payload":{"currentProgress":0,"processedCount":0,"progress":0,"recovered":false,"status":"pending","totalCount":null}}"#;
+
+/// A client reads each payload as its contract type (`docs/asyncapi.json`):
+/// a frame whose payload lacks a field the schema requires, or holds one of
+/// the wrong type, is ignored like an unknown type, never half-applied.
 #[test]
 fn a_client_ignores_what_it_cannot_read() {
     for text in [
@@ -603,8 +612,16 @@ fn a_client_ignores_what_it_cannot_read() {
         r#"{"seq":1}"#,
         r#"{"type":"later_type"}"#,
         r#"{"type":"job_started","seq":-1}"#,
+        r#"{"type":"job_started","payload":{"totalCount":"7"}}"#,
         r#"{"type":"job_progress","payload":{}}"#,
-        r#"{"type":"snapshot","payload":{"status":"lost"}}"#,
+        r#"{"type":"job_progress","payload":{"processedCount":1}}"#,
+        r#"{"type":"job_complete","payload":{}}"#,
+        r#"{"type":"error","payload":{}}"#,
+        r#"{"type":"error","payload":{"code":"c","message":"m"}}"#,
+        r#"{"type":"snapshot","payload":{"status":"pending"}}"#,
+        &SNAPSHOT_PAYLOAD_PENDING
+            .replace("TYPE", "snapshot")
+            .replace("pending", "lost"),
         r#"{"type":"token_refresh","payload":{"expiresAt":1}}"#,
         r#"{"type":"token_refresh","payload":{"token":"t"}}"#,
     ] {
@@ -613,6 +630,25 @@ fn a_client_ignores_what_it_cannot_read() {
     assert_eq!(
         protocol::decode(protocol::LITERAL_PONG).map(|f| f.message),
         Ok(protocol::ServerMessage::Pong)
+    );
+}
+
+/// Forward compatibility: fields a client does not know, and a later schema
+/// `version`, do not stop it reading the fields it knows.
+#[test]
+fn a_client_reads_past_fields_it_does_not_know() {
+    let text = r#"{"type":"job_progress","jobId":"j","pipeline":"csv_import","timestamp":1,"version":"1.1.0","seq":9,"later":{"x":1},"payload":{"processedCount":3,"progress":0.5,"totalCount":6,"eta":12}}"#;
+    assert_eq!(
+        protocol::decode(text),
+        Ok(protocol::ServerFrame {
+            seq: Some(protocol::Seq(9)),
+            message: protocol::ServerMessage::JobProgress {
+                processed_count: 3,
+                total_count: Some(6),
+                current_item: None,
+                message: None,
+            },
+        })
     );
 }
 

@@ -260,6 +260,22 @@ impl Gateway {
             .unwrap_or_else(|e| panic!("gateway restart: {e}"));
     }
 
+    /// Stops the gateway and starts it again on the same port and storage
+    /// with these vars instead of the ones it was started with (a redeploy
+    /// with a new configuration, e.g. a key rotation).
+    ///
+    /// # Panics
+    /// When the configuration cannot be written or the gateway does not
+    /// become healthy again.
+    pub fn restart_with_vars(&mut self, vars: &[(&str, &str)]) {
+        self.stop();
+        let root = repo_root();
+        let main = root.join("build/index.js");
+        gateway_testkit::gateway_config(&root, self._dir.path(), &main, vars, &self.secret)
+            .unwrap_or_else(|e| panic!("{e}"));
+        self.restart();
+    }
+
     /// Whether the gateway's processes are running.
     #[must_use]
     pub fn is_running(&self) -> bool {
