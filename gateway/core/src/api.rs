@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use std::borrow::Cow;
+use std::fmt;
 
 impl JsonSchema for Pipeline {
     fn schema_name() -> Cow<'static, str> {
@@ -134,8 +135,8 @@ impl CreateJobRequest {
     }
 }
 
-/// `202` to `POST /api/jobs`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// `202` to `POST /api/jobs`. `Debug` shows no token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(deny_unknown_fields)]
 pub struct CreateJobResponse {
@@ -151,8 +152,8 @@ pub struct CreateJobResponse {
     pub ws_url: String,
 }
 
-/// `202` to `POST /api/jobs/{jobId}/tokens`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// `202` to `POST /api/jobs/{jobId}/tokens`. `Debug` shows no token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(deny_unknown_fields)]
 pub struct IssueTokenResponse {
@@ -162,6 +163,41 @@ pub struct IssueTokenResponse {
     pub job_id: String,
     /// The new subscriber token.
     pub token: String,
+}
+
+/// What `Debug` prints for a subscriber token: it is a secret, and a debug
+/// print ends up in logs.
+const REDACTED: &str = "<redacted>";
+
+impl fmt::Debug for CreateJobResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreateJobResponse")
+            .field("expires_at", &self.expires_at)
+            .field("job_id", &self.job_id)
+            .field("state_url", &self.state_url)
+            .field("token", &REDACTED)
+            .field("ws_url", &self.ws_url)
+            .finish()
+    }
+}
+
+impl fmt::Debug for IssueTokenResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssueTokenResponse")
+            .field("expires_at", &self.expires_at)
+            .field("job_id", &self.job_id)
+            .field("token", &REDACTED)
+            .finish()
+    }
+}
+
+impl fmt::Debug for TokenRefreshPayload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenRefreshPayload")
+            .field("expires_at", &self.expires_at)
+            .field("token", &REDACTED)
+            .finish()
+    }
 }
 
 /// One producer event (SPEC §3), flat; optional fields may be left out.
@@ -648,8 +684,8 @@ pub struct ErrorPayload {
     pub retryable: bool,
 }
 
-/// `token_refresh` payload.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// `token_refresh` payload. `Debug` shows no token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(deny_unknown_fields)]
 pub struct TokenRefreshPayload {

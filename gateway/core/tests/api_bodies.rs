@@ -194,3 +194,43 @@ fn failed_canceled_and_revoked_jobs_answer_with_the_contract_types() {
     assert_eq!((r.status, r.body.as_str()), (202, r#"{"revoked":true}"#));
     assert!(typed::<RevokeResponse>(&r.body).revoked);
 }
+
+/// A token is a secret: a debug print of an answer or frame that carries one
+/// (which may end up in a log) shows everything but the token.
+#[test]
+fn debug_prints_never_show_a_token() {
+    let token = "v1.1.2.secret-nonce.secret-mac";
+    let created = format!(
+        "{:?}",
+        gateway_core::api::CreateJobResponse {
+            expires_at: 1,
+            job_id: "job-1".into(),
+            state_url: "/api/job-state/job-1".into(),
+            token: token.into(),
+            ws_url: "/ws/progress?jobId=job-1".into(),
+        }
+    );
+    let issued = format!(
+        "{:?}",
+        gateway_core::api::IssueTokenResponse {
+            expires_at: 1,
+            job_id: "job-1".into(),
+            token: token.into(),
+        }
+    );
+    let refresh = format!(
+        "{:?}",
+        gateway_core::api::TokenRefreshPayload {
+            expires_at: 1,
+            token: token.into(),
+        }
+    );
+    for text in [created, issued, refresh] {
+        assert!(!text.contains("secret"), "{text}");
+        assert!(
+            text.contains("job-1") || text.contains("expires_at: 1"),
+            "{text}"
+        );
+        assert!(text.contains("<redacted>"), "{text}");
+    }
+}
