@@ -135,7 +135,8 @@ impl CreateJobRequest {
     }
 }
 
-/// `202` to `POST /api/jobs`. `Debug` shows no token.
+/// `202` to `POST /api/jobs`.
+// `Debug` (below) shows no token.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(deny_unknown_fields)]
@@ -152,7 +153,8 @@ pub struct CreateJobResponse {
     pub ws_url: String,
 }
 
-/// `202` to `POST /api/jobs/{jobId}/tokens`. `Debug` shows no token.
+/// `202` to `POST /api/jobs/{jobId}/tokens`.
+// `Debug` (below) shows no token.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(deny_unknown_fields)]
@@ -684,7 +686,8 @@ pub struct ErrorPayload {
     pub retryable: bool,
 }
 
-/// `token_refresh` payload. `Debug` shows no token.
+/// `token_refresh` payload.
+// `Debug` (below) shows no token.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(deny_unknown_fields)]

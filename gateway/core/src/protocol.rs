@@ -7,7 +7,6 @@ use crate::strict_json::{self, StrictJsonError};
 use crate::Millis;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::Value;
 use std::collections::HashMap;
 
 /// Envelope schema version (seed 003).
@@ -713,12 +712,17 @@ pub fn parse_producer_body(body: &[u8]) -> Result<Vec<ProducerEvent>, HttpError>
         .collect()
 }
 
-/// Encodes a producer event back to its wire form (used by tests and the
-/// fuzzers), through the contract's type [`api::ProducerEvent`].
+/// Encodes producer events back to their wire form, one object or an array
+/// (used by tests and the fuzzers), through the contract's type
+/// [`api::EventsRequest`]: a summary goes out as the exact text it holds.
 #[must_use]
-pub fn encode_producer_event(e: &ProducerEvent) -> Value {
+pub fn encode_producer_body(events: &[ProducerEvent], force_array: bool) -> String {
+    let body = match events {
+        [one] if !force_array => api::EventsRequest::One(one.into()),
+        _ => api::EventsRequest::Many(events.iter().map(Into::into).collect()),
+    };
     // Strings, integers and JSON text always serialize.
-    serde_json::to_value(api::ProducerEvent::from(e)).unwrap_or(Value::Null)
+    serde_json::to_string(&body).unwrap_or_default()
 }
 
 /// A validated `POST /api/jobs` body (serialized only from the router to
@@ -821,6 +825,7 @@ pub fn parse_create_job(body: &[u8]) -> Result<CreateJob, HttpError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn job() -> JobHeader {
         JobHeader {

@@ -205,12 +205,7 @@ proptest! {
 
     #[test]
     fn producer_events_round_trip(events in prop::collection::vec(producer_event(), 1..5)) {
-        let body = if events.len() == 1 {
-            protocol::encode_producer_event(&events[0]).to_string()
-        } else {
-            serde_json::Value::Array(events.iter().map(protocol::encode_producer_event).collect())
-                .to_string()
-        };
+        let body = protocol::encode_producer_body(&events, false);
         let parsed = protocol::parse_producer_body(body.as_bytes()).unwrap();
         prop_assert!(same_events(&parsed, &events), "{parsed:?} != {events:?}");
     }

@@ -432,10 +432,7 @@ fn json_object_or_value(u: &mut Unstructured<'_>) -> ArbResult<Value> {
 }
 
 fn producer_json(events: &[ProducerEvent], force_array: bool) -> String {
-    match events {
-        [one] if !force_array => protocol::encode_producer_event(one).to_string(),
-        _ => Value::Array(events.iter().map(protocol::encode_producer_event).collect()).to_string(),
-    }
+    protocol::encode_producer_body(events, force_array)
 }
 
 /// Compares events, with summaries compared as JSON values (the parser keeps
