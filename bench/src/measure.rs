@@ -26,6 +26,10 @@ pub struct Sizes {
     pub events: usize,
     /// Length of the closed-loop throughput run.
     pub loop_for: Duration,
+    /// Every measurement; `false`: the breakdown's (cold and warm upgrades,
+    /// one event to 1 subscriber, the producer's 202, events per second;
+    /// no pings, no larger fan-out, no restart).
+    pub full: bool,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -34,6 +38,8 @@ fn ms(d: Duration) -> f64 {
 
 /// Upgrades seen in the gateway's log: one entry per `upgrade_timing` line,
 /// `true` when it was cold (the room read its record: one storage read).
+/// Every cold upgrade logs the line; warm ones only a sample, so the count
+/// of upgrades is the benchmark's own.
 #[must_use]
 pub fn upgrade_reads(log: &str) -> Vec<bool> {
     log.lines()
@@ -42,17 +48,16 @@ pub fn upgrade_reads(log: &str) -> Vec<bool> {
         .collect()
 }
 
-/// What a turn saw in the gateway's log: `(warm reads, warm upgrades,
-/// restart reads, restart upgrades)`.
+/// What a turn saw in the gateway's log (reads) and made (upgrades).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Reads {
     /// Reads during warm upgrades.
     pub warm_reads: usize,
-    /// Warm upgrades logged.
+    /// Warm upgrades made.
     pub warm_upgrades: usize,
     /// Reads during the upgrades after a restart.
     pub restart_reads: usize,
-    /// Upgrades after a restart logged.
+    /// Upgrades made after a restart.
     pub restart_upgrades: usize,
 }
 
@@ -105,27 +110,29 @@ pub async fn turn(
     }
     if kind == Kind::Gateway {
         let seen = upgrade_reads(target.log().get(mark..).unwrap_or_default());
-        reads.warm_upgrades = seen.len();
+        reads.warm_upgrades = sizes.warm;
         reads.warm_reads = seen.iter().filter(|c| **c).count();
     }
     results.add(Metric::WarmOpen, kind, open);
     results.add(Metric::WarmFirstFrame, kind, first);
 
     // Literal ping round trips on one socket.
-    let (mut ws, _) = client::open(&addr, &job).await?;
-    client::next_text(&mut ws).await?;
-    let mut rtt = Vec::new();
-    for _ in 0..sizes.pings {
-        let started = Instant::now();
-        client::send(&mut ws, r#"{"type":"ping"}"#).await?;
-        let pong = client::next_text(&mut ws).await?;
-        if pong != r#"{"type":"pong"}"# {
-            return Err(format!("{}: ping answered with {pong}", kind.name()));
+    if sizes.full {
+        let (mut ws, _) = client::open(&addr, &job).await?;
+        client::next_text(&mut ws).await?;
+        let mut rtt = Vec::new();
+        for _ in 0..sizes.pings {
+            let started = Instant::now();
+            client::send(&mut ws, r#"{"type":"ping"}"#).await?;
+            let pong = client::next_text(&mut ws).await?;
+            if pong != r#"{"type":"pong"}"# {
+                return Err(format!("{}: ping answered with {pong}", kind.name()));
+            }
+            rtt.push(ms(started.elapsed()));
         }
-        rtt.push(ms(started.elapsed()));
+        results.add(Metric::Ping, kind, rtt);
+        client::close(ws).await;
     }
-    results.add(Metric::Ping, kind, rtt);
-    client::close(ws).await;
 
     // Fan-out to 1, 16, 32 subscribers (the seed keeps one socket per job).
     for (n, metric) in [
@@ -133,7 +140,7 @@ pub async fn turn(
         (16, Metric::Fanout16),
         (32, Metric::Fanout32),
     ] {
-        if n > 1 && !kind.fans_out() {
+        if n > 1 && (!kind.fans_out() || !sizes.full) {
             continue;
         }
         let job = producer.create_job().await?;
@@ -192,6 +199,9 @@ pub async fn turn(
 
     // A restart: every object leaves memory; the kept jobs' state is on disk.
     drop(producer);
+    if !sizes.full {
+        return Ok(reads);
+    }
     let started = Instant::now();
     target.restart()?;
     results.add(Metric::Restart, kind, vec![ms(started.elapsed())]);
@@ -203,7 +213,7 @@ pub async fn turn(
     }
     if kind == Kind::Gateway {
         let seen = upgrade_reads(&target.log());
-        reads.restart_upgrades = seen.len();
+        reads.restart_upgrades = kept.len();
         reads.restart_reads = seen.iter().filter(|c| **c).count();
     }
     results.add(Metric::RestartOpen, kind, open);
@@ -435,4 +445,138 @@ impl AlarmSample {
         }
         (wakes, seconds)
     }
+}
+
+// The breakdown's metrics, by slot.
+const CREATE: usize = 0;
+const COLD: usize = 1;
+const WARM: usize = 2;
+const WARM_FIRST: usize = 3;
+const DELIVERY: usize = 4;
+const ACK: usize = 5;
+const SLOTS: usize = 6;
+
+/// The breakdown's suite, interleaved one operation at a time: each cold
+/// upgrade, warm upgrade and event goes to every target in turn before the
+/// next, and the closed loop alternates in short windows, so that a busy
+/// machine (or one slow second) weighs on every build alike. Adds one
+/// sample per metric and target to `results`.
+///
+/// # Errors
+/// When a target refuses or stops answering.
+pub async fn interleaved(
+    targets: &[Target],
+    sizes: Sizes,
+    results: &mut Results,
+) -> Result<(), String> {
+    let name = |i: usize| targets[i].kind.name();
+    let mut producers = Vec::new();
+    for t in targets {
+        producers.push(Producer::connect(&t.addr(), t.secret()).await?);
+    }
+    let n = targets.len();
+    // samples[target][slot]
+    let mut samples = vec![vec![Vec::<f64>::new(); SLOTS]; n];
+    let add = |samples: &mut Vec<Vec<Vec<f64>>>, i: usize, slot: usize, x: f64| {
+        samples[i][slot].push(x);
+    };
+
+    for _ in 0..sizes.cold {
+        for (i, p) in producers.iter_mut().enumerate() {
+            let started = Instant::now();
+            let job = p
+                .create_job()
+                .await
+                .map_err(|e| format!("{}: {e}", name(i)))?;
+            add(&mut samples, i, CREATE, ms(started.elapsed()));
+            let (o, _) = upgrade(&targets[i].addr(), &job)
+                .await
+                .map_err(|e| format!("{}: {e}", name(i)))?;
+            add(&mut samples, i, COLD, o);
+        }
+    }
+
+    let mut jobs = Vec::new();
+    for (i, p) in producers.iter_mut().enumerate() {
+        let job = p.create_job().await?;
+        upgrade(&targets[i].addr(), &job).await?;
+        jobs.push(job);
+    }
+    for _ in 0..sizes.warm {
+        for i in 0..n {
+            let (o, f) = upgrade(&targets[i].addr(), &jobs[i])
+                .await
+                .map_err(|e| format!("{}: {e}", name(i)))?;
+            add(&mut samples, i, WARM, o);
+            add(&mut samples, i, WARM_FIRST, f);
+        }
+    }
+
+    // One subscriber per target, on a job of its own.
+    let mut watchers = Vec::new();
+    for (i, p) in producers.iter_mut().enumerate() {
+        let job = p.create_job().await?;
+        let (mut ws, _) = client::open(&targets[i].addr(), &job).await?;
+        client::next_text(&mut ws).await?;
+        let (seen_tx, seen) = mpsc::unbounded_channel();
+        let (stop, stopped) = oneshot::channel();
+        let task = client::watch(ws, seen_tx, stopped);
+        watchers.push((job, seen, stop, task));
+    }
+    for k in 1..=sizes.events {
+        for i in 0..n {
+            let (job, seen, _, _) = &mut watchers[i];
+            let started = Instant::now();
+            let seq = producers[i]
+                .event(job, k as u64, false, k)
+                .await
+                .map_err(|e| format!("{}: {e}", name(i)))?;
+            add(&mut samples, i, ACK, ms(started.elapsed()));
+            loop {
+                let (s, at) = tokio::time::timeout(client::TIMEOUT, seen.recv())
+                    .await
+                    .map_err(|_| format!("{}: event {seq} not delivered", name(i)))?
+                    .ok_or("subscriber ended")?;
+                if s == seq {
+                    add(&mut samples, i, DELIVERY, ms(at.duration_since(started)));
+                    break;
+                }
+            }
+        }
+    }
+    // Closed loop in windows of 250 ms, alternating.
+    let window = Duration::from_millis(250);
+    let windows = (sizes.loop_for.as_millis() / window.as_millis()).max(1);
+    let mut counts = vec![(0_u64, Duration::ZERO); n];
+    let mut next = sizes.events as u64 + 1;
+    for _ in 0..windows {
+        for i in 0..n {
+            let started = Instant::now();
+            while started.elapsed() < window {
+                producers[i].event(&watchers[i].0, next, false, 0).await?;
+                next += 1;
+                counts[i].0 += 1;
+            }
+            counts[i].1 += started.elapsed();
+        }
+    }
+    for (_, _, stop, task) in watchers {
+        let _ = stop.send(());
+        let _ = task.await;
+    }
+
+    for (i, t) in targets.iter().enumerate() {
+        let mut s = std::mem::take(&mut samples[i]);
+        let kind = t.kind;
+        results.add(Metric::Ack, kind, s.pop().unwrap_or_default());
+        results.add(Metric::Fanout1, kind, s.pop().unwrap_or_default());
+        results.add(Metric::WarmFirstFrame, kind, s.pop().unwrap_or_default());
+        results.add(Metric::WarmOpen, kind, s.pop().unwrap_or_default());
+        results.add(Metric::ColdOpen, kind, s.pop().unwrap_or_default());
+        results.add(Metric::CreateJob, kind, s.pop().unwrap_or_default());
+        #[allow(clippy::cast_precision_loss)]
+        let eps = counts[i].0 as f64 / counts[i].1.as_secs_f64();
+        results.add(Metric::EventsPerSecond, kind, vec![eps]);
+    }
+    Ok(())
 }
