@@ -285,11 +285,13 @@ async fn run() -> Result<(), String> {
             );
         }
     }
-    let _ = writeln!(
-        doc,
-        "\nMain suite: {main_seconds:.0} s; breakdown: {:.0} s.",
-        began.elapsed().as_secs_f64() - main_seconds
-    );
+    if o.breakdown {
+        let _ = writeln!(
+            doc,
+            "\nMain suite: {main_seconds:.0} s; breakdown: {:.0} s.",
+            began.elapsed().as_secs_f64() - main_seconds
+        );
+    }
     let _ = writeln!(
         doc,
         "\nWhole run: {:.0} s ({}).",
