@@ -10,6 +10,8 @@
 #   scripts/bench.sh --smoke         every measurement once, small, no
 #                                    breakdown (≤ 90 s once built; CI runs it)
 #   scripts/bench.sh --breakdown     only the breakdown (target/bench/breakdown.md)
+# A full run also runs the core's criterion benchmarks (gateway/core/benches)
+# and puts their medians into tables.md.
 # The breakdown runs the Worker's benchmark-only `bench-cuts` build (never
 # shipped), built here into target/bench/build-cuts.
 # Needs scripts/setup.sh to have run once, and sqlite3 (gateway-only figures).
@@ -20,10 +22,12 @@ export PATH="${GATEWAY_TOOLS:-$HOME/.local/share/progress-gateway}/bin:$HOME/.ca
 
 smoke=0
 cuts=1
+core=1
 for arg in "$@"; do
   case "$arg" in
-    --smoke) smoke=1; cuts=0 ;;
-    --quick | --no-breakdown) cuts=0 ;;
+    --smoke) smoke=1; cuts=0; core=0 ;;
+    --quick | --no-breakdown) cuts=0; core=0 ;;
+    --breakdown) core=0 ;;
   esac
 done
 
@@ -43,6 +47,15 @@ if [ "$cuts" = 1 ] && [ -n "$(stale target/bench/build-cuts)" ]; then
 fi
 cargo build --release --quiet -p gateway-bench
 
+# The core's own cost (criterion, native): read into tables.md.
+extra=()
+if [ "$core" = 1 ]; then
+  echo "[bench] the core's criterion benchmarks (about 1 min once built)" >&2
+  rm -rf target/criterion
+  cargo bench --quiet -p gateway-core --bench core -- --warm-up-time 1 --measurement-time 3 >/dev/null
+  extra=(--core)
+fi
+
 # The plot's font: DejaVu Sans from the system, else from npm (pinned).
 if [ "$smoke" = 0 ] && [ -z "${BENCH_FONT:-}" ] \
   && [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] \
@@ -53,5 +66,5 @@ fi
 
 command -v sqlite3 >/dev/null || echo "[bench] sqlite3 missing (apt-get install sqlite3): no record sizes or alarm counts" >&2
 echo "[bench] load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-target/release/gateway-bench "$@"
+target/release/gateway-bench ${extra[@]+"${extra[@]}"} "$@"
 echo "[bench] whole command, builds included: ${SECONDS} s" >&2

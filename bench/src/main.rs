@@ -46,6 +46,8 @@ struct Options {
     /// Run only the breakdown.
     breakdown_only: bool,
     breakdown_repeats: usize,
+    /// Read the criterion results `scripts/bench.sh` just made.
+    core: bool,
     extras: bool,
 }
 
@@ -64,6 +66,7 @@ fn options() -> Result<Options, String> {
         breakdown: true,
         breakdown_only: false,
         breakdown_repeats: 5,
+        core: false,
         extras: true,
     };
     let mut args = std::env::args().skip(1);
@@ -72,6 +75,7 @@ fn options() -> Result<Options, String> {
             "--smoke" => o.smoke = true,
             "--no-extras" => o.extras = false,
             "--no-breakdown" => o.breakdown = false,
+            "--core" => o.core = true,
             "--breakdown" => o.breakdown_only = true,
             "--breakdown-repeats" => {
                 o.breakdown_repeats = args
@@ -274,6 +278,9 @@ async fn run() -> Result<(), String> {
     if gateway.is_some() {
         doc.push_str(&gateway_only(&reads, &growth, alarm, &wasm_figures(&build)));
     }
+    if o.core {
+        doc.push_str(&core_table(&o.root.join("target/criterion")));
+    }
     let main_seconds = began.elapsed().as_secs_f64();
     if o.breakdown {
         if o.cuts_build.join("index.js").is_file() {
@@ -377,7 +384,7 @@ fn gateway_only(
     wasm: &str,
 ) -> String {
     let mut out = String::from("| gateway only | value |\n|---|---|\n");
-    let (wr, wu, rr, ru) = reads.iter().fold((0, 0, 0, 0), |a, r| {
+    let (wr, wu, rr, ru) = reads.iter().fold((0, 0, 0, 0), |a, r: &Reads| {
         (
             a.0 + r.warm_reads,
             a.1 + r.warm_upgrades,
@@ -399,6 +406,40 @@ fn gateway_only(
         out,
         "| storage reads per cold upgrade after a restart | {} |",
         per(rr, ru)
+    );
+    // The room's own timing of its upgrades (`upgrade_timing`; the
+    // runtime's clock moves only across I/O, so whole milliseconds).
+    let pooled =
+        |pick: &dyn Fn(&Reads) -> Vec<f64>| -> Vec<f64> { reads.iter().flat_map(pick).collect() };
+    let dist = |xs: &[f64]| {
+        if xs.is_empty() {
+            return "—".to_owned();
+        }
+        format!(
+            "{} / {} / {} ms (p50 / p90 / p99 of {})",
+            num(stats::percentile(xs, 50.0)),
+            num(stats::percentile(xs, 90.0)),
+            num(stats::percentile(xs, 99.0)),
+            xs.len()
+        )
+    };
+    let warm_total = pooled(&|r| r.warm.iter().map(|t| t.total_ms).collect());
+    let restart_total = pooled(&|r| r.restart.iter().map(|t| t.total_ms).collect());
+    let restart_storage = pooled(&|r| r.restart.iter().map(|t| t.storage_ms).collect());
+    let _ = writeln!(
+        out,
+        "| the room's handler (`upgrade_timing` `total_ms`), warm upgrade | {} |",
+        dist(&warm_total)
+    );
+    let _ = writeln!(
+        out,
+        "| the room's handler (`total_ms`), cold upgrade after a restart | {} |",
+        dist(&restart_total)
+    );
+    let _ = writeln!(
+        out,
+        "| of which its one storage read (`storage_ms`) | {} |",
+        dist(&restart_storage)
     );
     for p in growth {
         let _ = writeln!(
@@ -497,6 +538,75 @@ fn instantiate_row(line: &str) -> String {
         cell(&instantiate),
         n = compile.len()
     )
+}
+
+/// The core's criterion benchmarks (`gateway/core/benches/core.rs`, run by
+/// `scripts/bench.sh`): `(group, id, label)`; the first of a group is its
+/// ratios' base.
+const CORE_BENCHES: [(&str, &str, &str); 10] = [
+    (
+        "fanout_one_progress_event",
+        "1",
+        "one progress event, fan-out to 1 socket (parse, validate, persist record, encode, 1 send)",
+    ),
+    ("fanout_one_progress_event", "8", "… to 8 sockets"),
+    ("fanout_one_progress_event", "32", "… to 32 sockets"),
+    (
+        "parse_client_frame",
+        "ping",
+        "parse `{ \"type\": \"ping\" }` (a ping that reaches the room)",
+    ),
+    (
+        "parse_client_frame",
+        "cancel",
+        "parse `{\"type\":\"cancel\"}`",
+    ),
+    (
+        "parse_client_frame",
+        "unknown_type",
+        "parse an unknown type (answered with `error`)",
+    ),
+    (
+        "parse_client_frame",
+        "invalid_json",
+        "parse invalid JSON (closed 1002)",
+    ),
+    ("parse_client_frame", "60_KiB", "parse a 60 KiB frame"),
+    (
+        "upgrade",
+        "fresh",
+        "warm upgrade, fresh (token hash, supersede check, accept, snapshot)",
+    ),
+    ("upgrade", "resume", "warm upgrade, resume with `lastSeq`"),
+];
+
+/// The criterion medians as a Markdown table.
+fn core_table(dir: &Path) -> String {
+    let median = |group: &str, id: &str| -> Option<f64> {
+        let path = dir.join(group).join(id).join("new/estimates.json");
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+        v["median"]["point_estimate"].as_f64()
+    };
+    let mut out = String::from(
+        "\n### The core (criterion, native release build, `--warm-up-time 1 --measurement-time 3`)\n\n| benchmark | median | ratio |\n|---|---|---|\n",
+    );
+    let mut base = None;
+    let mut group_of_base = "";
+    for (group, id, label) in CORE_BENCHES {
+        let m = median(group, id);
+        if group != group_of_base {
+            group_of_base = group;
+            base = m;
+        }
+        let cell = m.map_or_else(|| "—".to_owned(), |ns| format!("{} µs", num(ns / 1000.0)));
+        let r = match (m, base) {
+            (Some(m), Some(b)) if b > 0.0 => format!("{:.2}", m / b),
+            _ => "—".to_owned(),
+        };
+        let _ = writeln!(out, "| {label} | {cell} | {r} |");
+    }
+    out
 }
 
 /// `p` made absolute against the working directory.

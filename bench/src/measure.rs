@@ -36,20 +36,34 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// Upgrades seen in the gateway's log: one entry per `upgrade_timing` line,
-/// `true` when it was cold (the room read its record: one storage read).
-/// Every cold upgrade logs the line; warm ones only a sample, so the count
-/// of upgrades is the benchmark's own.
+/// One `upgrade_timing` line of the gateway's log.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// The room read its storage (one read).
+    pub cold: bool,
+    /// `storage_ms`: the read.
+    pub storage_ms: f64,
+    /// `total_ms`: the room's handler, request to response.
+    pub total_ms: f64,
+}
+
+/// The `upgrade_timing` lines of a stretch of the gateway's log.
 #[must_use]
-pub fn upgrade_reads(log: &str) -> Vec<bool> {
+pub fn upgrade_timings(log: &str) -> Vec<Timing> {
     log.lines()
         .filter(|l| l.contains("\"upgrade_timing\""))
-        .map(|l| l.contains("\"cold\":true"))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.get(l.find('{')?..)?).ok())
+        .map(|v| Timing {
+            cold: v["cold"].as_bool() == Some(true),
+            storage_ms: v["storage_ms"].as_f64().unwrap_or(f64::NAN),
+            total_ms: v["total_ms"].as_f64().unwrap_or(f64::NAN),
+        })
         .collect()
 }
 
-/// What a turn saw in the gateway's log (reads) and made (upgrades).
-#[derive(Debug, Default, Clone, Copy)]
+/// What a turn saw in the gateway's log (reads, timings) and made
+/// (upgrades).
+#[derive(Debug, Default, Clone)]
 pub struct Reads {
     /// Reads during warm upgrades.
     pub warm_reads: usize,
@@ -59,6 +73,10 @@ pub struct Reads {
     pub restart_reads: usize,
     /// Upgrades made after a restart.
     pub restart_upgrades: usize,
+    /// `upgrade_timing` lines of the warm upgrades.
+    pub warm: Vec<Timing>,
+    /// … of the upgrades after a restart.
+    pub restart: Vec<Timing>,
 }
 
 /// One turn: every metric of [`Metric`] against `target`, then a restart and
@@ -109,9 +127,10 @@ pub async fn turn(
         first.push(f);
     }
     if kind == Kind::Gateway {
-        let seen = upgrade_reads(target.log().get(mark..).unwrap_or_default());
+        let seen = upgrade_timings(target.log().get(mark..).unwrap_or_default());
         reads.warm_upgrades = sizes.warm;
-        reads.warm_reads = seen.iter().filter(|c| **c).count();
+        reads.warm_reads = seen.iter().filter(|t| t.cold).count();
+        reads.warm = seen;
     }
     results.add(Metric::WarmOpen, kind, open);
     results.add(Metric::WarmFirstFrame, kind, first);
@@ -212,9 +231,10 @@ pub async fn turn(
         first.push(f);
     }
     if kind == Kind::Gateway {
-        let seen = upgrade_reads(&target.log());
+        let seen = upgrade_timings(&target.log());
         reads.restart_upgrades = kept.len();
-        reads.restart_reads = seen.iter().filter(|c| **c).count();
+        reads.restart_reads = seen.iter().filter(|t| t.cold).count();
+        reads.restart = seen;
     }
     results.add(Metric::RestartOpen, kind, open);
     results.add(Metric::RestartFirstFrame, kind, first);
