@@ -4,7 +4,7 @@
 # then runs every target in its own `wrangler dev --local` on loopback,
 # interleaved over repeats.
 #   scripts/bench.sh                 full run (3 repeats, then the breakdown;
-#                                    ~15 min on 2 cores once built):
+#                                    ~10 min on 2 cores once built):
 #                                    target/bench/tables.md and latency.png
 #   scripts/bench.sh --repeats 5     more repeats
 #   scripts/bench.sh --smoke         every measurement once, small, no

@@ -17,8 +17,8 @@ FEATURES=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --dev) PROFILE="--dev" ;;
-    --out-dir) OUT="$(mkdir -p "$2" && cd "$2" && pwd)"; shift ;;
-    --features) FEATURES=(--features "$2"); shift ;;
+    --out-dir) OUT="$(mkdir -p "${2:?--out-dir needs a directory}" && cd "$2" && pwd)"; shift ;;
+    --features) FEATURES=(--features "${2:?--features needs a list}"); shift ;;
     *) echo "build-worker: unknown option $1 (--dev, --out-dir DIR, --features LIST)" >&2; exit 2 ;;
   esac
   shift

@@ -148,13 +148,17 @@ impl Producer {
     }
 }
 
-/// A 202 answer read as `T`.
+/// A 202 answer read as `T`. A refusal's body is shown; a 202's is not (it
+/// may hold a token).
 fn accepted<T: DeserializeOwned>(what: &str, status: u16, body: &[u8]) -> Result<T, String> {
-    let text = String::from_utf8_lossy(body);
     if status != 202 {
-        return Err(format!("{what}: {status} {text}"));
+        return Err(format!(
+            "{what}: {status} {}",
+            String::from_utf8_lossy(body)
+        ));
     }
-    serde_json::from_slice(body).map_err(|e| format!("{what}: 202 with {text}: {e}"))
+    serde_json::from_slice(body)
+        .map_err(|e| format!("{what}: a 202 whose body is not the contract's answer ({e})"))
 }
 
 /// Opens a subscriber socket: the socket and the time to the 101 (`open`).

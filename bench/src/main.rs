@@ -331,6 +331,12 @@ async fn breakdown(o: &Options, began: &Instant) -> Result<String, String> {
         loop_for: Duration::from_secs(2),
         full: false,
     };
+    if !o.cuts_build.join("index.js").is_file() {
+        return Err(format!(
+            "{} has no bench-cuts build: scripts/bench.sh builds it (scripts/build-worker.sh --out-dir DIR --features bench-cuts)",
+            o.cuts_build.display()
+        ));
+    }
     let load_before = uptime();
     let started = Instant::now();
     let shipped = o
