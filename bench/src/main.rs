@@ -320,7 +320,8 @@ async fn run() -> Result<(), String> {
 }
 
 /// The breakdown: the floor, the shipped gateway and the `bench-cuts` build
-/// with each cut, interleaved one operation at a time on a smaller suite.
+/// with each cut, interleaved one operation at a time (in a new random order
+/// each round) on a smaller suite.
 async fn breakdown(o: &Options, began: &Instant) -> Result<String, String> {
     let sizes = Sizes {
         cold: 30,
@@ -362,15 +363,13 @@ async fn breakdown(o: &Options, began: &Instant) -> Result<String, String> {
             repeat + 1,
             began.elapsed().as_secs_f64()
         );
-        // Each repeat starts the round with another target.
-        targets.rotate_left(usize::from(repeat > 0));
-        measure::interleaved(&targets, sizes, &mut results)
+        measure::interleaved(&targets, sizes, repeat as u64, &mut results)
             .await
             .map_err(|e| format!("breakdown: {e}"))?;
     }
     drop(targets);
     Ok(format!(
-        "\n### Breakdown\n\n{} repeats of {} cold upgrades, {} warm upgrades, {} events to 1 subscriber and {} s of closed loop (in windows of 250 ms) per build, every operation made on each build in turn; load average {} before, {} after; {:.0} s.\n\n{}",
+        "\n### Breakdown\n\n{} repeats of {} cold upgrades, {} warm upgrades, {} events to 1 subscriber and {} s of closed loop (in windows of 250 ms) per build, every operation made on each build in turn, in a new random order each round; load average {} before, {} after; {:.0} s.\n\n{}",
         o.breakdown_repeats,
         sizes.cold,
         sizes.warm,

@@ -476,17 +476,38 @@ const DELIVERY: usize = 4;
 const ACK: usize = 5;
 const SLOTS: usize = 6;
 
+/// A new order of `n` targets for each round (Fisher-Yates on xorshift64,
+/// seeded: reproducible), so that no target always follows another.
+struct Shuffle(u64);
+
+impl Shuffle {
+    fn order(&mut self, n: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            #[allow(clippy::cast_possible_truncation)]
+            let j = (self.0 % (i as u64 + 1)) as usize;
+            order.swap(i, j);
+        }
+        order
+    }
+}
+
 /// The breakdown's suite, interleaved one operation at a time: each cold
-/// upgrade, warm upgrade and event goes to every target in turn before the
-/// next, and the closed loop alternates in short windows, so that a busy
-/// machine (or one slow second) weighs on every build alike. Adds one
-/// sample per metric and target to `results`.
+/// upgrade, warm upgrade and event goes to every target, in a new random
+/// order each round, before the next, and the closed loop alternates in
+/// short windows the same way, so that a busy machine (or one slow second)
+/// weighs on every build alike. Adds one sample per metric and target to
+/// `results`.
 ///
 /// # Errors
 /// When a target refuses or stops answering.
 pub async fn interleaved(
     targets: &[Target],
     sizes: Sizes,
+    seed: u64,
     results: &mut Results,
 ) -> Result<(), String> {
     let name = |i: usize| targets[i].kind.name();
@@ -497,14 +518,15 @@ pub async fn interleaved(
     let n = targets.len();
     // samples[target][slot]
     let mut samples = vec![vec![Vec::<f64>::new(); SLOTS]; n];
+    let mut shuffle = Shuffle(0x9E37_79B9_7F4A_7C15 ^ seed);
     let add = |samples: &mut Vec<Vec<Vec<f64>>>, i: usize, slot: usize, x: f64| {
         samples[i][slot].push(x);
     };
 
     for _ in 0..sizes.cold {
-        for (i, p) in producers.iter_mut().enumerate() {
+        for i in shuffle.order(n) {
             let started = Instant::now();
-            let job = p
+            let job = producers[i]
                 .create_job()
                 .await
                 .map_err(|e| format!("{}: {e}", name(i)))?;
@@ -523,7 +545,7 @@ pub async fn interleaved(
         jobs.push(job);
     }
     for _ in 0..sizes.warm {
-        for i in 0..n {
+        for i in shuffle.order(n) {
             let (o, f) = upgrade(&targets[i].addr(), &jobs[i])
                 .await
                 .map_err(|e| format!("{}: {e}", name(i)))?;
@@ -544,7 +566,7 @@ pub async fn interleaved(
         watchers.push((job, seen, stop, task));
     }
     for k in 1..=sizes.events {
-        for i in 0..n {
+        for i in shuffle.order(n) {
             let (job, seen, _, _) = &mut watchers[i];
             let started = Instant::now();
             let seq = producers[i]
@@ -570,7 +592,7 @@ pub async fn interleaved(
     let mut counts = vec![(0_u64, Duration::ZERO); n];
     let mut next = sizes.events as u64 + 1;
     for _ in 0..windows {
-        for i in 0..n {
+        for i in shuffle.order(n) {
             let started = Instant::now();
             while started.elapsed() < window {
                 producers[i].event(&watchers[i].0, next, false, 0).await?;
