@@ -2,6 +2,9 @@
 # Builds the Worker (gateway/worker) to wasm, offline: build/index.js + build/index_bg.wasm.
 #   scripts/build-worker.sh            release build (what wrangler runs as [build] command)
 #   scripts/build-worker.sh --dev      unoptimised build, faster
+#   scripts/build-worker.sh --out-dir DIR --features LIST
+#                                      another build (scripts/bench.sh builds
+#                                      the benchmark-only `bench-cuts` so)
 # Needs scripts/setup.sh to have run once. worker-build would download
 # wasm-bindgen, wasm-opt and esbuild; the *_BIN variables point it at the pinned
 # copies instead (see docs/DEPLOY.md, "Toolchain").
@@ -9,7 +12,17 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 TOOLS="${GATEWAY_TOOLS:-$HOME/.local/share/progress-gateway}"
 PROFILE="--release"
-if [ "${1:-}" = "--dev" ]; then PROFILE="--dev"; fi
+OUT="$ROOT/build"
+FEATURES=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dev) PROFILE="--dev" ;;
+    --out-dir) OUT="$(mkdir -p "${2:?--out-dir needs a directory}" && cd "$2" && pwd)"; shift ;;
+    --features) FEATURES=(--features "${2:?--features needs a list}"); shift ;;
+    *) echo "build-worker: unknown option $1 (--dev, --out-dir DIR, --features LIST)" >&2; exit 2 ;;
+  esac
+  shift
+done
 
 need() { [ -x "$1" ] || { echo "build-worker: $1 missing; run scripts/setup.sh first" >&2; exit 1; }; }
 need "$TOOLS/bin/worker-build"
@@ -34,12 +47,12 @@ fi
 if [ "$PROFILE" = "--release" ]; then export CARGO_PROFILE_RELEASE_OPT_LEVEL=z; fi
 
 cd "$ROOT/gateway/worker"
-"$TOOLS/bin/worker-build" "$PROFILE" --out-dir "$ROOT/build"
+"$TOOLS/bin/worker-build" "$PROFILE" --out-dir "$OUT" ${FEATURES[@]+"${FEATURES[@]}"}
 if [ "$PROFILE" = "--release" ]; then
   # worker-build keeps the wasm name section (--debuginfo); the release drops
   # it (a sixth of the module; panics still log their message). The features
   # are the ones worker-build enables.
-  "$WASM_OPT_BIN" "$ROOT/build/index_bg.wasm" -o "$ROOT/build/index_bg.wasm" \
+  "$WASM_OPT_BIN" "$OUT/index_bg.wasm" -o "$OUT/index_bg.wasm" \
     --strip-debug --strip-producers --enable-mutable-globals --enable-sign-ext \
     --enable-nontrapping-float-to-int --enable-bulk-memory --enable-multivalue \
     --enable-reference-types --enable-exception-handling

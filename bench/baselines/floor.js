@@ -5,6 +5,7 @@
 // storage.put per event before its 202, so the price of durability is seen
 // apart from everything else.
 import { DurableObject } from "cloudflare:workers";
+import { created } from "./shape.js";
 
 const PING = '{"type":"ping"}';
 const PONG = '{"type":"pong"}';
@@ -24,7 +25,7 @@ export class FloorRoom extends DurableObject {
       // Job creation only makes the object exist (the body is read, as the
       // gateway reads it).
       await request.text();
-      return json(202, { jobId: request.headers.get("x-job-id"), token: "none" });
+      return json(202, created(request.headers.get("x-job-id"), "none", 0));
     }
     if (url.pathname === "/ws/progress") {
       const pair = new WebSocketPair();

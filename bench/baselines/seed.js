@@ -8,6 +8,7 @@
 //   most events waits for no write (and a crash loses up to 4 of them).
 // Pings are answered by the object's own message handler.
 import { DurableObject } from "cloudflare:workers";
+import { created } from "./shape.js";
 
 const TOKEN_TTL_MS = 2 * 60 * 60 * 1000;
 const WRITE_EVERY = 5;
@@ -28,9 +29,10 @@ export class SeedRoom extends DurableObject {
     if (url.pathname === "/api/jobs") {
       await request.text();
       const token = crypto.randomUUID();
+      const expiresAt = Date.now() + TOKEN_TTL_MS;
       await this.storage.put("authToken", token);
-      await this.storage.put("authTokenExpiration", Date.now() + TOKEN_TTL_MS);
-      return json(202, { jobId: request.headers.get("x-job-id"), token });
+      await this.storage.put("authTokenExpiration", expiresAt);
+      return json(202, created(request.headers.get("x-job-id"), token, expiresAt));
     }
     if (url.pathname === "/ws/progress") return this.upgrade(url);
     const event = await request.json();

@@ -1,13 +1,18 @@
 //! The benchmark's producer (one keep-alive HTTP/1.1 connection) and
-//! subscribers (real WebSockets), the same calls against every target.
+//! subscribers (real WebSockets), the same calls against every target. Bodies
+//! and answers go through the contract's types (`gateway_core::api`), frames
+//! through the client's decoder (`gateway_core::protocol::decode`), as the
+//! client crate does; the JavaScript baselines answer the same shapes.
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use gateway_core::api::{CreateJobRequest, CreateJobResponse, EventsResponse, ProducerEvent};
+use gateway_core::protocol::{self, Pipeline, ServerMessage};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
-use serde_json::Value;
+use serde::de::DeserializeOwned;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -61,11 +66,11 @@ impl Producer {
         Ok(send)
     }
 
-    /// `POST path` with a JSON body: the status and the body as JSON.
+    /// `POST path` with a JSON body: the status and the body.
     ///
     /// # Errors
     /// On a transport error or a timeout.
-    pub async fn post(&mut self, path: &str, body: String) -> Result<(u16, Value), String> {
+    pub async fn post(&mut self, path: &str, body: String) -> Result<(u16, Bytes), String> {
         let request = hyper::Request::post(path)
             .header("host", &self.addr)
             .header("content-type", "application/json")
@@ -90,10 +95,7 @@ impl Producer {
                 .await
                 .map_err(|e| e.to_string())?
                 .to_bytes();
-            Ok::<_, String>((
-                status,
-                serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-            ))
+            Ok::<_, String>((status, bytes))
         };
         tokio::time::timeout(TIMEOUT, call)
             .await
@@ -103,22 +105,26 @@ impl Producer {
     /// Creates a job.
     ///
     /// # Errors
-    /// When the target does not answer 202 with a job id.
+    /// When the target does not answer 202 with a [`CreateJobResponse`].
     pub async fn create_job(&mut self) -> Result<Job, String> {
-        let body = r#"{"pipeline":"csv_import","totalCount":1000000}"#.to_owned();
-        let (status, json) = self.post("/api/jobs", body).await?;
-        let field = |name: &str| json.get(name).and_then(Value::as_str).map(str::to_owned);
-        match (status, field("jobId"), field("token")) {
-            (202, Some(id), Some(token)) => Ok(Job { id, token }),
-            _ => Err(format!("create job: {status} {json}")),
-        }
+        let request = CreateJobRequest {
+            total_count: Some(1_000_000),
+            ..CreateJobRequest::new(Pipeline::CsvImport)
+        };
+        let body = serde_json::to_string(&request).map_err(|e| e.to_string())?;
+        let (status, bytes) = self.post("/api/jobs", body).await?;
+        let created: CreateJobResponse = accepted("create job", status, &bytes)?;
+        Ok(Job {
+            id: created.job_id,
+            token: created.token,
+        })
     }
 
     /// Sends one progress event (`processedCount` = `count`), with the
     /// `eventId` [`event_id`]`(id)` if asked; returns the `seq` of the 202.
     ///
     /// # Errors
-    /// When the answer is not 202.
+    /// When the answer is not 202 with an [`EventsResponse`].
     pub async fn event(
         &mut self,
         job: &Job,
@@ -126,22 +132,33 @@ impl Producer {
         event_id: bool,
         id: usize,
     ) -> Result<u64, String> {
-        let body = if event_id {
-            format!(
-                r#"{{"type":"progress","processedCount":{count},"eventId":"{}"}}"#,
-                self::event_id(id)
-            )
-        } else {
-            format!(r#"{{"type":"progress","processedCount":{count}}}"#)
+        let event = ProducerEvent::Progress {
+            event_id: event_id.then(|| self::event_id(id)),
+            processed_count: count,
+            total_count: None,
+            current_item: None,
+            message: None,
         };
-        let (status, json) = self
+        let body = serde_json::to_string(&event).map_err(|e| e.to_string())?;
+        let (status, bytes) = self
             .post(&format!("/api/jobs/{}/events", job.id), body)
             .await?;
-        match (status, json.get("seq").and_then(Value::as_u64)) {
-            (202, Some(seq)) => Ok(seq),
-            _ => Err(format!("event: {status} {json}")),
-        }
+        let answer: EventsResponse = accepted("event", status, &bytes)?;
+        Ok(answer.seq)
     }
+}
+
+/// A 202 answer read as `T`. A refusal's body is shown; a 202's is not (it
+/// may hold a token).
+fn accepted<T: DeserializeOwned>(what: &str, status: u16, body: &[u8]) -> Result<T, String> {
+    if status != 202 {
+        return Err(format!(
+            "{what}: {status} {}",
+            String::from_utf8_lossy(body)
+        ));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| format!("{what}: a 202 whose body is not the contract's answer ({e})"))
 }
 
 /// Opens a subscriber socket: the socket and the time to the 101 (`open`).
@@ -219,12 +236,11 @@ pub fn watch(
             let Some(Ok(msg)) = msg else { return };
             if let Message::Text(text) = msg {
                 let at = Instant::now();
-                let Ok(json) = serde_json::from_str::<Value>(text.as_str()) else {
-                    continue;
-                };
-                if json.get("type").and_then(Value::as_str) == Some("job_progress") {
-                    if let Some(seq) = json.get("seq").and_then(Value::as_u64) {
-                        let _ = seen.send((seq, at));
+                if let Ok(frame) = protocol::decode(text.as_str()) {
+                    if let (ServerMessage::JobProgress { .. }, Some(seq)) =
+                        (frame.message, frame.seq)
+                    {
+                        let _ = seen.send((seq.0, at));
                     }
                 }
             }

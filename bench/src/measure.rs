@@ -26,34 +26,57 @@ pub struct Sizes {
     pub events: usize,
     /// Length of the closed-loop throughput run.
     pub loop_for: Duration,
+    /// Every measurement; `false`: the breakdown's (cold and warm upgrades,
+    /// one event to 1 subscriber, the producer's 202, events per second;
+    /// no pings, no larger fan-out, no restart).
+    pub full: bool,
 }
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// Upgrades seen in the gateway's log: one entry per `upgrade_timing` line,
-/// `true` when it was cold (the room read its record: one storage read).
+/// One `upgrade_timing` line of the gateway's log.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// The room read its storage (one read).
+    pub cold: bool,
+    /// `storage_ms`: the read.
+    pub storage_ms: f64,
+    /// `total_ms`: the room's handler, request to response.
+    pub total_ms: f64,
+}
+
+/// The `upgrade_timing` lines of a stretch of the gateway's log.
 #[must_use]
-pub fn upgrade_reads(log: &str) -> Vec<bool> {
+pub fn upgrade_timings(log: &str) -> Vec<Timing> {
     log.lines()
         .filter(|l| l.contains("\"upgrade_timing\""))
-        .map(|l| l.contains("\"cold\":true"))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.get(l.find('{')?..)?).ok())
+        .map(|v| Timing {
+            cold: v["cold"].as_bool() == Some(true),
+            storage_ms: v["storage_ms"].as_f64().unwrap_or(f64::NAN),
+            total_ms: v["total_ms"].as_f64().unwrap_or(f64::NAN),
+        })
         .collect()
 }
 
-/// What a turn saw in the gateway's log: `(warm reads, warm upgrades,
-/// restart reads, restart upgrades)`.
-#[derive(Debug, Default, Clone, Copy)]
+/// What a turn saw in the gateway's log (reads, timings) and made
+/// (upgrades).
+#[derive(Debug, Default, Clone)]
 pub struct Reads {
     /// Reads during warm upgrades.
     pub warm_reads: usize,
-    /// Warm upgrades logged.
+    /// Warm upgrades made.
     pub warm_upgrades: usize,
     /// Reads during the upgrades after a restart.
     pub restart_reads: usize,
-    /// Upgrades after a restart logged.
+    /// Upgrades made after a restart.
     pub restart_upgrades: usize,
+    /// `upgrade_timing` lines of the warm upgrades.
+    pub warm: Vec<Timing>,
+    /// … of the upgrades after a restart.
+    pub restart: Vec<Timing>,
 }
 
 /// One turn: every metric of [`Metric`] against `target`, then a restart and
@@ -104,28 +127,31 @@ pub async fn turn(
         first.push(f);
     }
     if kind == Kind::Gateway {
-        let seen = upgrade_reads(target.log().get(mark..).unwrap_or_default());
-        reads.warm_upgrades = seen.len();
-        reads.warm_reads = seen.iter().filter(|c| **c).count();
+        let seen = upgrade_timings(target.log().get(mark..).unwrap_or_default());
+        reads.warm_upgrades = sizes.warm;
+        reads.warm_reads = seen.iter().filter(|t| t.cold).count();
+        reads.warm = seen;
     }
     results.add(Metric::WarmOpen, kind, open);
     results.add(Metric::WarmFirstFrame, kind, first);
 
     // Literal ping round trips on one socket.
-    let (mut ws, _) = client::open(&addr, &job).await?;
-    client::next_text(&mut ws).await?;
-    let mut rtt = Vec::new();
-    for _ in 0..sizes.pings {
-        let started = Instant::now();
-        client::send(&mut ws, r#"{"type":"ping"}"#).await?;
-        let pong = client::next_text(&mut ws).await?;
-        if pong != r#"{"type":"pong"}"# {
-            return Err(format!("{}: ping answered with {pong}", kind.name()));
+    if sizes.full {
+        let (mut ws, _) = client::open(&addr, &job).await?;
+        client::next_text(&mut ws).await?;
+        let mut rtt = Vec::new();
+        for _ in 0..sizes.pings {
+            let started = Instant::now();
+            client::send(&mut ws, r#"{"type":"ping"}"#).await?;
+            let pong = client::next_text(&mut ws).await?;
+            if pong != r#"{"type":"pong"}"# {
+                return Err(format!("{}: ping answered with {pong}", kind.name()));
+            }
+            rtt.push(ms(started.elapsed()));
         }
-        rtt.push(ms(started.elapsed()));
+        results.add(Metric::Ping, kind, rtt);
+        client::close(ws).await;
     }
-    results.add(Metric::Ping, kind, rtt);
-    client::close(ws).await;
 
     // Fan-out to 1, 16, 32 subscribers (the seed keeps one socket per job).
     for (n, metric) in [
@@ -133,7 +159,7 @@ pub async fn turn(
         (16, Metric::Fanout16),
         (32, Metric::Fanout32),
     ] {
-        if n > 1 && !kind.fans_out() {
+        if n > 1 && (!kind.fans_out() || !sizes.full) {
             continue;
         }
         let job = producer.create_job().await?;
@@ -192,6 +218,9 @@ pub async fn turn(
 
     // A restart: every object leaves memory; the kept jobs' state is on disk.
     drop(producer);
+    if !sizes.full {
+        return Ok(reads);
+    }
     let started = Instant::now();
     target.restart()?;
     results.add(Metric::Restart, kind, vec![ms(started.elapsed())]);
@@ -202,9 +231,10 @@ pub async fn turn(
         first.push(f);
     }
     if kind == Kind::Gateway {
-        let seen = upgrade_reads(&target.log());
-        reads.restart_upgrades = seen.len();
-        reads.restart_reads = seen.iter().filter(|c| **c).count();
+        let seen = upgrade_timings(&target.log());
+        reads.restart_upgrades = kept.len();
+        reads.restart_reads = seen.iter().filter(|t| t.cold).count();
+        reads.restart = seen;
     }
     results.add(Metric::RestartOpen, kind, open);
     results.add(Metric::RestartFirstFrame, kind, first);
@@ -435,4 +465,160 @@ impl AlarmSample {
         }
         (wakes, seconds)
     }
+}
+
+// The breakdown's metrics, by slot.
+const CREATE: usize = 0;
+const COLD: usize = 1;
+const WARM: usize = 2;
+const WARM_FIRST: usize = 3;
+const DELIVERY: usize = 4;
+const ACK: usize = 5;
+const SLOTS: usize = 6;
+
+/// A new order of `n` targets for each round (Fisher-Yates on xorshift64,
+/// seeded: reproducible), so that no target always follows another.
+struct Shuffle(u64);
+
+impl Shuffle {
+    fn order(&mut self, n: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            #[allow(clippy::cast_possible_truncation)]
+            let j = (self.0 % (i as u64 + 1)) as usize;
+            order.swap(i, j);
+        }
+        order
+    }
+}
+
+/// The breakdown's suite, interleaved one operation at a time: each cold
+/// upgrade, warm upgrade and event goes to every target, in a new random
+/// order each round, before the next, and the closed loop alternates in
+/// short windows the same way, so that a busy machine (or one slow second)
+/// weighs on every build alike. Adds one sample per metric and target to
+/// `results`.
+///
+/// # Errors
+/// When a target refuses or stops answering.
+pub async fn interleaved(
+    targets: &[Target],
+    sizes: Sizes,
+    seed: u64,
+    results: &mut Results,
+) -> Result<(), String> {
+    let name = |i: usize| targets[i].kind.name();
+    let mut producers = Vec::new();
+    for t in targets {
+        producers.push(Producer::connect(&t.addr(), t.secret()).await?);
+    }
+    let n = targets.len();
+    // samples[target][slot]
+    let mut samples = vec![vec![Vec::<f64>::new(); SLOTS]; n];
+    let mut shuffle = Shuffle(0x9E37_79B9_7F4A_7C15 ^ seed);
+    let add = |samples: &mut Vec<Vec<Vec<f64>>>, i: usize, slot: usize, x: f64| {
+        samples[i][slot].push(x);
+    };
+
+    for _ in 0..sizes.cold {
+        for i in shuffle.order(n) {
+            let started = Instant::now();
+            let job = producers[i]
+                .create_job()
+                .await
+                .map_err(|e| format!("{}: {e}", name(i)))?;
+            add(&mut samples, i, CREATE, ms(started.elapsed()));
+            let (o, _) = upgrade(&targets[i].addr(), &job)
+                .await
+                .map_err(|e| format!("{}: {e}", name(i)))?;
+            add(&mut samples, i, COLD, o);
+        }
+    }
+
+    let mut jobs = Vec::new();
+    for (i, p) in producers.iter_mut().enumerate() {
+        let job = p.create_job().await?;
+        upgrade(&targets[i].addr(), &job).await?;
+        jobs.push(job);
+    }
+    for _ in 0..sizes.warm {
+        for i in shuffle.order(n) {
+            let (o, f) = upgrade(&targets[i].addr(), &jobs[i])
+                .await
+                .map_err(|e| format!("{}: {e}", name(i)))?;
+            add(&mut samples, i, WARM, o);
+            add(&mut samples, i, WARM_FIRST, f);
+        }
+    }
+
+    // One subscriber per target, on a job of its own.
+    let mut watchers = Vec::new();
+    for (i, p) in producers.iter_mut().enumerate() {
+        let job = p.create_job().await?;
+        let (mut ws, _) = client::open(&targets[i].addr(), &job).await?;
+        client::next_text(&mut ws).await?;
+        let (seen_tx, seen) = mpsc::unbounded_channel();
+        let (stop, stopped) = oneshot::channel();
+        let task = client::watch(ws, seen_tx, stopped);
+        watchers.push((job, seen, stop, task));
+    }
+    for k in 1..=sizes.events {
+        for i in shuffle.order(n) {
+            let (job, seen, _, _) = &mut watchers[i];
+            let started = Instant::now();
+            let seq = producers[i]
+                .event(job, k as u64, false, k)
+                .await
+                .map_err(|e| format!("{}: {e}", name(i)))?;
+            add(&mut samples, i, ACK, ms(started.elapsed()));
+            loop {
+                let (s, at) = tokio::time::timeout(client::TIMEOUT, seen.recv())
+                    .await
+                    .map_err(|_| format!("{}: event {seq} not delivered", name(i)))?
+                    .ok_or("subscriber ended")?;
+                if s == seq {
+                    add(&mut samples, i, DELIVERY, ms(at.duration_since(started)));
+                    break;
+                }
+            }
+        }
+    }
+    // Closed loop in windows of 250 ms, alternating.
+    let window = Duration::from_millis(250);
+    let windows = (sizes.loop_for.as_millis() / window.as_millis()).max(1);
+    let mut counts = vec![(0_u64, Duration::ZERO); n];
+    let mut next = sizes.events as u64 + 1;
+    for _ in 0..windows {
+        for i in shuffle.order(n) {
+            let started = Instant::now();
+            while started.elapsed() < window {
+                producers[i].event(&watchers[i].0, next, false, 0).await?;
+                next += 1;
+                counts[i].0 += 1;
+            }
+            counts[i].1 += started.elapsed();
+        }
+    }
+    for (_, _, stop, task) in watchers {
+        let _ = stop.send(());
+        let _ = task.await;
+    }
+
+    for (i, t) in targets.iter().enumerate() {
+        let mut s = std::mem::take(&mut samples[i]);
+        let kind = t.kind;
+        results.add(Metric::Ack, kind, s.pop().unwrap_or_default());
+        results.add(Metric::Fanout1, kind, s.pop().unwrap_or_default());
+        results.add(Metric::WarmFirstFrame, kind, s.pop().unwrap_or_default());
+        results.add(Metric::WarmOpen, kind, s.pop().unwrap_or_default());
+        results.add(Metric::ColdOpen, kind, s.pop().unwrap_or_default());
+        results.add(Metric::CreateJob, kind, s.pop().unwrap_or_default());
+        #[allow(clippy::cast_precision_loss)]
+        let eps = counts[i].0 as f64 / counts[i].1.as_secs_f64();
+        results.add(Metric::EventsPerSecond, kind, vec![eps]);
+    }
+    Ok(())
 }

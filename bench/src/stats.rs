@@ -250,3 +250,114 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
         _ => "—".to_owned(),
     }
 }
+
+/// The breakdown's columns: what a warm upgrade and an event cost.
+pub const BREAKDOWN: [(Metric, Option<f64>); 7] = [
+    (Metric::WarmOpen, Some(50.0)),
+    (Metric::WarmFirstFrame, Some(50.0)),
+    (Metric::ColdOpen, Some(50.0)),
+    (Metric::Fanout1, Some(50.0)),
+    (Metric::Ack, Some(50.0)),
+    (Metric::EventsPerSecond, None),
+    (Metric::CreateJob, Some(50.0)),
+];
+
+impl Results {
+    /// The breakdown in Markdown: one row per build, one column per
+    /// statistic of [`BREAKDOWN`] (median over repeats, min..max, and the
+    /// ratio to the floor); then what each left-out piece costs, paired per
+    /// repeat: the `nothing` build's value minus the cut build's in the same
+    /// repeat (events per second: the cut build's minus the `nothing`
+    /// build's), so a positive number is what the piece costs; the median of
+    /// those differences over the repeats, with min..max.
+    #[must_use]
+    pub fn breakdown(&self, kinds: &[Kind], nothing: Kind) -> String {
+        let header = |first: &str| {
+            let mut out = format!("| {first} | ");
+            for (metric, p) in BREAKDOWN {
+                let unit = if metric == Metric::EventsPerSecond {
+                    ""
+                } else {
+                    " (ms)"
+                };
+                match p {
+                    Some(p) => {
+                        let _ = write!(out, "{}, p{p}{unit} | ", metric.label());
+                    }
+                    None => {
+                        let _ = write!(out, "{} | ", metric.label());
+                    }
+                }
+            }
+            out.push('\n');
+            out.push_str(&"|---".repeat(BREAKDOWN.len() + 1));
+            out.push_str("|\n");
+            out
+        };
+        let mut out = header("build (median, min..max, ÷ floor)");
+        for kind in kinds {
+            let _ = write!(out, "| {} | ", kind.name());
+            for (metric, p) in BREAKDOWN {
+                let values = self.per_repeat(metric, *kind, p);
+                if values.is_empty() {
+                    out.push_str("— | ");
+                    continue;
+                }
+                let (med, min, max) = spread(&values);
+                let floor = self.median(metric, Kind::Floor, p);
+                let _ = write!(
+                    out,
+                    "{} ({}..{}) {} | ",
+                    num(med),
+                    num(min),
+                    num(max),
+                    ratio(Some(med), floor)
+                );
+            }
+            out.push('\n');
+        }
+        out.push('\n');
+        out.push_str(&header(&format!(
+            "what the piece costs: \"{}\" minus this build, paired per repeat (median, min..max)",
+            nothing.name()
+        )));
+        for kind in kinds
+            .iter()
+            .filter(|k| **k != Kind::Floor && **k != nothing)
+        {
+            let _ = write!(out, "| {} | ", kind.name());
+            for (metric, p) in BREAKDOWN {
+                let base = self.per_repeat(metric, nothing, p);
+                let cut = self.per_repeat(metric, *kind, p);
+                let diffs: Vec<f64> = base
+                    .iter()
+                    .zip(&cut)
+                    .map(|(b, c)| {
+                        if metric == Metric::EventsPerSecond {
+                            c - b
+                        } else {
+                            b - c
+                        }
+                    })
+                    .collect();
+                if diffs.is_empty() {
+                    out.push_str("— | ");
+                    continue;
+                }
+                let (med, min, max) = spread(&diffs);
+                let _ = write!(out, "{} ({}..{}) | ", signed(med), signed(min), signed(max));
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// [`num`] with a minus sign for negative numbers.
+fn signed(x: f64) -> String {
+    if x < 0.0 {
+        format!("−{}", num(-x))
+    } else {
+        num(x)
+    }
+}

@@ -22,6 +22,48 @@ pub enum Kind {
     FloorWrite,
     /// (d) the seed's `ProgressWebSocketDO` design in JS.
     Seed,
+    /// The gateway built with the benchmark-only feature `bench-cuts`, one
+    /// piece left out (the breakdown; never the shipped build).
+    Cut(Cut),
+}
+
+/// What a `bench-cuts` build of the gateway leaves out (its var `BENCH_CUTS`,
+/// `gateway/worker/src/bench_cuts.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Cut {
+    /// Nothing: the same code as shipped, plus the cut checks.
+    Nothing,
+    /// Every log line.
+    Log,
+    /// Every alarm write.
+    Alarm,
+    /// The room's storage writes (the record, the delivered mark).
+    Write,
+    /// All three.
+    All,
+}
+
+impl Cut {
+    /// The breakdown's builds, in table order.
+    pub const ALL: [Self; 5] = [
+        Self::Nothing,
+        Self::Log,
+        Self::Alarm,
+        Self::Write,
+        Self::All,
+    ];
+
+    /// The value of `BENCH_CUTS`.
+    #[must_use]
+    pub fn var(self) -> &'static str {
+        match self {
+            Self::Nothing => "",
+            Self::Log => "log",
+            Self::Alarm => "alarm",
+            Self::Write => "write",
+            Self::All => "log,alarm,write",
+        }
+    }
 }
 
 impl Kind {
@@ -36,6 +78,7 @@ impl Kind {
             Self::Floor => "floor",
             Self::FloorWrite => "floor-write",
             Self::Seed => "seed",
+            Self::Cut(_) => "cut",
         }
     }
 
@@ -47,6 +90,11 @@ impl Kind {
             Self::Floor => "floor",
             Self::FloorWrite => "floor+write",
             Self::Seed => "seed (JS)",
+            Self::Cut(Cut::Nothing) => "gateway, bench-cuts build, nothing left out",
+            Self::Cut(Cut::Log) => "… without log lines",
+            Self::Cut(Cut::Alarm) => "… without alarm writes",
+            Self::Cut(Cut::Write) => "… without storage writes (record, delivered mark)",
+            Self::Cut(Cut::All) => "… without all three",
         }
     }
 
@@ -59,7 +107,7 @@ impl Kind {
     fn config(self, root: &Path) -> Option<PathBuf> {
         let base = root.join("bench/baselines");
         match self {
-            Self::Gateway => None,
+            Self::Gateway | Self::Cut(_) => None,
             Self::Floor => Some(base.join("floor.toml")),
             Self::FloorWrite => Some(base.join("floor-write.toml")),
             Self::Seed => Some(base.join("seed.toml")),
@@ -79,8 +127,8 @@ pub struct Target {
 }
 
 impl Target {
-    /// Starts `kind` (the gateway from `build`, its `index.js`) and waits
-    /// until it is healthy.
+    /// Starts `kind` (the gateway from `build`, its `index.js`; a cut with
+    /// its `BENCH_CUTS`) and waits until it is healthy.
     ///
     /// # Errors
     /// When wrangler cannot start or does not become healthy (its log,
@@ -93,13 +141,19 @@ impl Target {
         let secret = format!("bench-producer-secret-{}", std::process::id());
         let config = match kind.config(root) {
             Some(config) => config,
-            None => gateway_testkit::gateway_config(
-                root,
-                dir.path(),
-                &build.join("index.js"),
-                &[],
-                &secret,
-            )?,
+            None => {
+                let vars = match kind {
+                    Kind::Cut(cut) => vec![("BENCH_CUTS", cut.var())],
+                    _ => Vec::new(),
+                };
+                gateway_testkit::gateway_config(
+                    root,
+                    dir.path(),
+                    &build.join("index.js"),
+                    &vars,
+                    &secret,
+                )?
+            }
         };
         let wrangler = Wrangler::start(Options {
             root: root.to_owned(),

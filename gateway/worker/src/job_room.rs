@@ -34,7 +34,7 @@ use worker::{
     WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
 };
 
-use crate::{guard, log, reply, router, runtime};
+use crate::{bench_cuts, guard, log, reply, router, runtime};
 use gateway_core::config::PRODUCER_SECRET;
 
 /// One job's room.
@@ -66,6 +66,7 @@ struct StorageFailed(worker::Error);
 
 impl DurableObject for JobRoom {
     fn new(state: State, env: Env) -> Self {
+        bench_cuts::init(&env);
         log::init();
         guard::install();
         // The runtime answers the literal ping itself, without waking the room.
@@ -413,6 +414,7 @@ impl JobRoom {
                         }
                     }
                 }
+                Effect::MarkDelivered(_) if bench_cuts::write() => {}
                 Effect::MarkDelivered(seq) => {
                     #[allow(clippy::cast_precision_loss)]
                     let mark = seq.0 as f64;
@@ -438,6 +440,7 @@ impl JobRoom {
                     }
                     self.sockets.borrow_mut().remove(&socket);
                 }
+                Effect::Persist(_) if bench_cuts::write() => {}
                 Effect::Persist(write) => {
                     // One `put` of every key: atomic, so a crash loses all
                     // of the write or none of it.
@@ -469,6 +472,7 @@ impl JobRoom {
                         return Err(StorageFailed(e));
                     }
                 }
+                Effect::SetAlarm(_) if bench_cuts::alarm() => {}
                 Effect::SetAlarm(at) => {
                     let storage = self.state.storage();
                     let set = match at {

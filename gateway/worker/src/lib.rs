@@ -4,6 +4,7 @@
 // `#[durable_object]` and `#[event]` generate undocumented public glue.
 #![allow(missing_docs)]
 
+pub mod bench_cuts;
 pub mod body;
 pub mod config;
 pub mod guard;

@@ -15,8 +15,12 @@ use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
 use tracing::{Event, Level, Metadata, Subscriber};
 
-/// Installs the console subscriber once per isolate.
+/// Installs the console subscriber once per isolate (none when a benchmark
+/// build leaves the log lines out, [`crate::bench_cuts`]).
 pub fn init() {
+    if crate::bench_cuts::log() {
+        return;
+    }
     thread_local! {
         static DONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     }

@@ -7,7 +7,7 @@ use gateway_core::http::{self, Decision, RequestParts, RoomRequest, ToRoom};
 use tracing::Instrument;
 use worker::{event, Context, Env, Headers, Method, Request, RequestInit, Response, Result};
 
-use crate::{body, config, log, reply, runtime};
+use crate::{bench_cuts, body, config, log, reply, runtime};
 
 /// The Durable Object binding (wrangler.toml).
 pub const JOB_ROOM_BINDING: &str = "JOB_ROOM";
@@ -19,6 +19,7 @@ pub const ROOM_REQUEST_HEADER: &str = "x-gateway-room-request";
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    bench_cuts::init(&env);
     log::init();
     let span = tracing::info_span!("request", method = %req.inner().method(), path = %req.path());
     async move {
