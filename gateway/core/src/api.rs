@@ -54,11 +54,6 @@ impl JsonSchema for JobStatus {
     }
 }
 
-/// Any JSON value, kept as sent (the producer's `summary`).
-fn any_json(_: &mut SchemaGenerator) -> Schema {
-    json_schema!({"description": "Any JSON value: the producer's summary as it sent it."})
-}
-
 // ---------------------------------------------------------------------------
 // HTTP
 
@@ -258,7 +253,7 @@ pub enum ProducerEvent {
         event_id: Option<String>,
         /// The result, any JSON (kept as sent).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        #[schemars(schema_with = "any_json")]
+        #[schemars(with = "Value")]
         summary: Option<Box<RawValue>>,
     },
     /// Failure; then the job is frozen.
@@ -432,7 +427,7 @@ pub enum JobResult {
     /// It completed.
     Completed {
         /// The producer's summary.
-        #[schemars(schema_with = "any_json")]
+        #[schemars(with = "Value")]
         summary: Box<RawValue>,
     },
     /// It failed.
@@ -670,7 +665,7 @@ pub struct JobProgressPayload {
 #[schemars(deny_unknown_fields)]
 pub struct JobCompletePayload {
     /// The producer's summary, as it sent it (`null` if it sent none).
-    #[schemars(schema_with = "any_json")]
+    #[schemars(with = "Value")]
     pub summary: Box<RawValue>,
 }
 

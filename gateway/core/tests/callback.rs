@@ -254,6 +254,42 @@ fn callback_url_is_checked_at_creation() {
     assert_eq!(none.callback_url, None);
 }
 
+/// `http://` is for local development only: the host must be `localhost`,
+/// `::1` or a dotted 127.x.y.z address of four decimal parts of at most three
+/// digits each, every part a byte; anything that merely starts with `127.`
+/// is a public name. A port is 1 to 5 digits.
+#[test]
+fn plain_http_only_to_a_loopback_host_and_ports_of_at_most_5_digits() {
+    for ok in [
+        "http://localhost/cb",
+        "http://[::1]:8080/cb",
+        "http://127.0.0.1/cb",
+        "http://127.255.255.255:65535/cb",
+        "https://producer.example:65535/cb",
+        "https://producer.example:1/cb",
+    ] {
+        assert!(callback::validate_url(ok).is_ok(), "{ok}");
+    }
+    for bad in [
+        // Not four parts.
+        "http://127.0.0/cb",
+        "http://127.0.0.1.5/cb",
+        "http://127.0.0.1.evil.example/cb",
+        // A part that is empty, not a byte, or longer than three digits.
+        "http://127..0.1/cb",
+        "http://127.0.0.999/cb",
+        "http://127.0.0.0001/cb",
+        "http://127.a.b.c/cb",
+        // Ports.
+        "https://producer.example:123456/cb",
+        "https://producer.example:/cb",
+        "https://producer.example:8o/cb",
+    ] {
+        let e = callback::validate_url(bad).unwrap_err();
+        assert_eq!((e.status, e.code), (422, "invalid_callback_url"), "{bad}");
+    }
+}
+
 #[test]
 fn old_records_without_the_fields_still_load() {
     let s = with_subscriber(None);
