@@ -199,13 +199,7 @@ fn job_state_and_cancel_go_to_the_room_with_the_bearer_token_and_401_without() {
                 token: token.clone(),
             },
         ),
-        (
-            "POST",
-            cancel_path.as_str(),
-            RoomRequest::Cancel {
-                token: token.clone(),
-            },
-        ),
+        ("POST", cancel_path.as_str(), RoomRequest::Cancel { token }),
     ];
     for (method, path, request) in cases {
         let parts = RequestParts {
