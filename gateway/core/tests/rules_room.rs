@@ -2,7 +2,7 @@
 //! the simulated runtime (`gateway-sim`).
 
 use gateway_core::client::State;
-use gateway_core::room::{Effect, Input, RoomConfig, TIMER_FIRED};
+use gateway_core::room::{Effect, Input, RoomConfig, SocketId, TIMER_FIRED};
 use gateway_core::timer::Timer;
 use gateway_core::{CloseCode, Millis};
 use gateway_sim::Sim;
@@ -102,4 +102,10 @@ fn an_alarm_for_the_idle_sweep_sweeps_and_logs_it_once() {
         1,
         "{fired:?}"
     );
+}
+
+#[test]
+fn a_socket_is_named_s_and_its_number_in_logs() {
+    assert_eq!(SocketId(0).to_string(), "s0");
+    assert_eq!(SocketId(42).to_string(), "s42");
 }
