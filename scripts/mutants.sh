@@ -141,7 +141,11 @@ case "$mode" in
     git diff HEAD^1 HEAD -- "${files[@]}" >"$diff"
     # The unit tests and the rules tests pin these files; the scenarios and
     # properties are left to the full campaign, to keep each mutant short.
-    args=(--test-package gateway-core --cargo-test-arg=--lib '--cargo-test-arg=--test=rules_*' --in-diff "$diff")
+    # --cargo-arg, not --cargo-test-arg: each mutant then builds only these
+    # targets (as file mode with MUTANTS_TESTS), the mutated crate without
+    # optimisation.
+    args=(--test-package gateway-core --cargo-arg=--lib '--cargo-arg=--test=rules_*'
+      --cargo-arg=--config=profile.test.package.gateway-core.opt-level=0 --in-diff "$diff")
     n=0
     if [ -s "$diff" ]; then
       install

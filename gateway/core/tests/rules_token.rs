@@ -9,8 +9,8 @@ use gateway_core::config::{
 };
 use gateway_core::http::{self, Decision, Reply, RequestParts, RoomRequest, ToRoom};
 use gateway_core::token::{
-    BadToken, Claims, Minter, Token, TokenKey, TokenKeys, TokenSet, DEFAULT_MAX_SESSION,
-    MAX_TOKEN_LEN,
+    BadToken, Claims, Minter, Token, TokenHash, TokenKey, TokenKeys, TokenSet, Verdict,
+    DEFAULT_MAX_SESSION, MAX_TOKEN_LEN,
 };
 use gateway_core::Millis;
 
@@ -163,6 +163,88 @@ fn neither_a_token_nor_a_key_shows_in_debug() {
     let config =
         Config::from_vars(|n| (n == TOKEN_SECRET).then(|| "tok-s3cret".to_owned())).unwrap();
     assert!(!format!("{config:?}").contains("tok-s3cret"));
+    // What a log shows instead: that a key or token is there, redacted, and
+    // of a token's SHA-256 (all the room keeps) its first 4 bytes only,
+    // enough to tell tokens apart.
+    assert!(format!("{k:?}").contains("redacted"), "{k:?}");
+    assert!(format!("{t:?}").contains("redacted"), "{t:?}");
+    let hash = TokenHash::of(t.expose());
+    let hex = hex::encode(hash.0);
+    assert_eq!(format!("{hash:?}"), format!("TokenHash({}…)", &hex[..8]));
+}
+
+/// The MAC of a token of the v1 format: HMAC-SHA256 under the key of
+/// `v1|job|expiresAt|sessionStart|nonce` (a token minted by one version of
+/// the gateway verifies in the next), lower-case hex.
+fn v1_mac(key: &[u8], job: &str, exp: u64, start: u64, nonce: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+    mac.update(format!("v1|{job}|{exp}|{start}|{nonce}").as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+#[test]
+fn a_token_is_its_fields_and_their_hmac_sha256() {
+    let nonce = "ab".repeat(16);
+    let exp = T0.plus(Millis(1)).0;
+    let want = format!(
+        "v1.{exp}.{}.{nonce}.{}",
+        T0.0,
+        v1_mac(&[0x5a; 32], JOB, exp, T0.0, &nonce)
+    );
+    assert_eq!(
+        TokenKey::TEST
+            .mint(JOB, Millis(exp), T0, [0xab; 16])
+            .expose(),
+        want
+    );
+}
+
+#[test]
+fn a_nonce_of_other_than_32_lower_hex_digits_is_refused_even_correctly_signed() {
+    let k = TokenKeys {
+        current: TokenKey::TEST,
+        previous: None,
+    };
+    let exp = T0.plus(Millis(1)).0;
+    let signed = |nonce: &str| {
+        format!(
+            "v1.{exp}.{}.{nonce}.{}",
+            T0.0,
+            v1_mac(&[0x5a; 32], JOB, exp, T0.0, nonce)
+        )
+    };
+    assert!(k.verify(&signed(&"ab".repeat(16)), JOB, T0).is_ok());
+    for nonce in [
+        "ab".repeat(15),
+        "ab".repeat(17),
+        "a".repeat(31),
+        "AB".repeat(16),
+    ] {
+        assert_eq!(k.verify(&signed(&nonce), JOB, T0), Err(BadToken), "{nonce}");
+    }
+}
+
+#[test]
+fn a_token_of_exactly_142_characters_verifies() {
+    let k = keys("a", None);
+    let t = key("a").mint(JOB, Millis(u64::MAX), Millis(u64::MAX - 1), [0xff; 16]);
+    assert_eq!(t.expose().len(), 142);
+    assert!(k.verify(t.expose(), JOB, T0).is_ok());
+    // One more character anywhere is refused (here a leading zero).
+    let longer = t.expose().replacen("v1.", "v1.0", 1);
+    assert_eq!(longer.len(), 143);
+    assert_eq!(k.verify(&longer, JOB, T0), Err(BadToken));
+}
+
+#[test]
+fn a_previous_key_equal_to_the_current_one_still_verifies() {
+    // An operator who sets TOKEN_SECRET_PREVIOUS to the current secret (a
+    // rotation begun and undone) locks nobody out.
+    let t = mint(&key("same"), T0.plus(Millis(1)), T0);
+    assert!(keys("same", Some("same"))
+        .verify(t.expose(), JOB, T0)
+        .is_ok());
 }
 
 // --- the session cap ----------------------------------------------------------
@@ -211,6 +293,54 @@ fn a_refresh_keeps_the_session_start_and_stops_at_its_cap() {
     let longer = minter(DEFAULT_MAX_SESSION.plus(Millis(1)));
     let (_, exp) = set.refresh(&longer, end.minus(Millis(5)), [5; 16]).unwrap();
     assert_eq!(exp, end.plus(Millis(1)));
+}
+
+#[test]
+fn after_a_refresh_the_previous_token_is_valid_until_its_own_expiry() {
+    // A subscriber that reconnects with the token it was given before the
+    // refresh reached it is not locked out; the room keeps two of the
+    // lineage, so the one before those goes.
+    let m = minter(DEFAULT_MAX_SESSION);
+    let mut set = TokenSet::new(Millis::from_hours(1));
+    let (t1, e1) = set.start_session(&m, T0, [1; 16]);
+    let at = T0.plus(Millis::from_mins(55));
+    let (t2, e2) = set.refresh(&m, at, [2; 16]).unwrap();
+    assert_eq!(set.verify(t1.expose(), at), Verdict::Valid(e1));
+    assert_eq!(set.verify(t2.expose(), at), Verdict::Valid(e2));
+    assert_eq!(set.verify(t1.expose(), e1), Verdict::Invalid, "expired");
+    let later = at.plus(Millis::from_mins(55));
+    let (t3, e3) = set.refresh(&m, later, [3; 16]).unwrap();
+    assert_eq!(set.verify(t2.expose(), later), Verdict::Valid(e2));
+    assert_eq!(set.verify(t3.expose(), later), Verdict::Valid(e3));
+    assert_eq!(set.verify(t1.expose(), later), Verdict::Invalid);
+}
+
+#[test]
+fn a_refresh_is_due_min_10_min_and_half_the_ttl_before_the_newest_expires() {
+    let m = minter(DEFAULT_MAX_SESSION);
+    for (ttl_mins, margin_mins) in [(2, 1), (10, 5), (20, 10), (21, 10), (120, 10)] {
+        let mut set = TokenSet::new(Millis::from_mins(ttl_mins));
+        let (_, exp) = set.start_session(&m, T0, [1; 16]);
+        assert_eq!(
+            set.refresh_due_at(DEFAULT_MAX_SESSION),
+            Some(exp.minus(Millis::from_mins(margin_mins))),
+            "ttl {ttl_mins} min"
+        );
+    }
+}
+
+#[test]
+fn a_set_is_empty_until_a_token_is_issued_and_again_after_a_revoke() {
+    let m = minter(DEFAULT_MAX_SESSION);
+    let mut set = TokenSet::new(Millis::from_hours(1));
+    assert!(set.is_empty());
+    set.start_session(&m, T0, [1; 16]);
+    assert!(!set.is_empty());
+    set.revoke_all();
+    assert!(set.is_empty());
+    // A token the producer asked for after the revoke counts too.
+    set.issue_for_producer(&m, T0, [2; 16]).unwrap();
+    assert!(!set.is_empty());
 }
 
 #[test]

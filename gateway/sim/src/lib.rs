@@ -18,6 +18,9 @@
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod invariants;
+mod watchdog;
+
+pub use watchdog::CORE_CALL_LIMIT;
 
 use crate::invariants::{SocketLog, SubscriberWatch, Violation};
 use gateway_core::api::{CreateJobResponse, EventsResponse};
@@ -270,8 +273,12 @@ impl Sim {
         self.wake();
         let config = self.room_config;
         let now = self.now;
-        self.room
-            .get_or_insert_with(|| Room::restore(config, now, Kept::default()).0)
+        self.room.get_or_insert_with(|| {
+            watchdog::bounded("Room::restore", || {
+                Room::restore(config, now, Kept::default())
+            })
+            .0
+        })
     }
 
     /// Whether the room is in memory.
@@ -324,7 +331,9 @@ impl Sim {
             sockets,
             alarm: self.alarm,
         };
-        let (room, effects) = Room::restore(self.room_config, self.now, kept);
+        let (config, now) = (self.room_config, self.now);
+        let (room, effects) =
+            watchdog::bounded("Room::restore", || Room::restore(config, now, kept));
         self.room = Some(room);
         self.apply_room_effects(effects);
     }
@@ -336,8 +345,10 @@ impl Sim {
     /// cannot read.
     #[must_use]
     pub fn read_stored(&self) -> Option<JobRecord> {
-        room::storage::read_stored(self.stored.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .unwrap_or_else(|e| panic!("{e}"))
+        watchdog::bounded("storage::read_stored", || {
+            room::storage::read_stored(self.stored.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Storage is lost (every key, and the delivered mark).
@@ -468,12 +479,15 @@ impl Sim {
     pub fn events_then_evict(&mut self, body: &str) {
         self.last_event = self.now;
         let now = self.now;
-        let effects = self.room_mut().handle(
-            now,
-            Input::Events {
-                body: body.as_bytes().to_vec(),
-            },
-        );
+        let room = self.room_mut();
+        let effects = watchdog::bounded("Room::handle", || {
+            room.handle(
+                now,
+                Input::Events {
+                    body: body.as_bytes().to_vec(),
+                },
+            )
+        });
         let cut = effects
             .iter()
             .position(|e| matches!(e, Effect::Persist(_)))
@@ -766,7 +780,8 @@ impl Sim {
                 rs.active_at = now;
             }
         }
-        let effects = self.room_mut().handle(now, input);
+        let room = self.room_mut();
+        let effects = watchdog::bounded("Room::handle", || room.handle(now, input));
         self.apply_room_effects(effects)
     }
 
@@ -781,9 +796,10 @@ impl Sim {
         self.last_event = self.now;
         let now = self.now;
         let pings = self.pings();
-        let effects = self
-            .room_mut()
-            .handle(now, Input::Upgrade { request: up, pings });
+        let room = self.room_mut();
+        let effects = watchdog::bounded("Room::handle", || {
+            room.handle(now, Input::Upgrade { request: up, pings })
+        });
         let accepted = effects.iter().find_map(|e| match e {
             Effect::Accept { socket, attachment } => Some((*socket, attachment.clone())),
             _ => None,
