@@ -356,7 +356,15 @@ fn exhaustion_is_logged_and_the_url_never_is() {
     let mut all = room.handle(T0, Input::Cancel { token });
     let mut now = T0;
     let mut sent = 0;
+    // Six attempts are six wakes; a notify timer still set after 20 never
+    // ends (bounded, so a room that stops attempting fails here, not hangs).
+    let mut wakes = 0;
     while let Some(at) = room.timer(gateway_core::timer::Timer::Notify) {
+        wakes += 1;
+        assert!(
+            wakes <= 20,
+            "the notify timer is still set after {wakes} wakes ({sent} attempts)"
+        );
         now = at;
         let fx = room.handle(
             now,

@@ -43,7 +43,7 @@ pub const JOB_ID: &str = "sim-job";
 
 /// Timer firings at one virtual instant past which [`Sim::advance`] reports a
 /// timer that never moves on (and stops), instead of looping forever.
-pub const MAX_FIRINGS_AT_ONE_INSTANT: u32 = 10_000;
+pub const MAX_FIRINGS_AT_ONE_INSTANT: u32 = 1_000;
 
 /// How long the runtime keeps a room without events in memory.
 pub const HIBERNATE_AFTER: Millis = Millis(10_000);

@@ -82,7 +82,9 @@ impl Room {
             ));
         } else {
             out.push(callback_log(Level::Warn, "callback_failed", status_value));
-            match backoff_after(attempt).filter(|_| attempt < MAX_ATTEMPTS) {
+            // No step after the last attempt (`MAX_ATTEMPTS` is one more than
+            // the steps).
+            match backoff_after(attempt) {
                 Some(wait) => n.due = now.plus(wait),
                 None => {
                     job.notify = None;
