@@ -536,6 +536,30 @@ pub struct Sub {
 }
 
 impl Sub {
+    /// The next event other than the runtime's literal pong within `within`
+    /// ([`WsEvent::Timeout`] if none), sending the literal ping every
+    /// `interval` meanwhile, as a client does.
+    pub async fn next_event_pinging(&mut self, within: Duration, interval: Duration) -> WsEvent {
+        let deadline = Instant::now() + within;
+        let mut next_ping = Instant::now() + interval;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return WsEvent::Timeout;
+            }
+            match self.next_event(deadline.min(next_ping) - now).await {
+                WsEvent::Timeout => {
+                    if Instant::now() >= next_ping {
+                        self.send_text(LITERAL_PING).await;
+                        next_ping += interval;
+                    }
+                }
+                WsEvent::Text(text) if text == LITERAL_PONG => {}
+                other => return other,
+            }
+        }
+    }
+
     /// The next frame (pings and pongs of the WebSocket layer are skipped).
     pub async fn next_event(&mut self, timeout: Duration) -> WsEvent {
         if let Some((code, reason)) = &self.closed {

@@ -58,26 +58,14 @@ async fn open_pinging(api: &Api, job_id: &str, token: &str) -> Sub {
 /// every ping interval meanwhile, as a client does. Literal pongs are skipped;
 /// anything else fails the test.
 async fn wait_for(sub: &mut Sub, kind: &str, within: Duration) -> Value {
-    let deadline = Instant::now() + within;
-    let mut next_ping = Instant::now() + PING_INTERVAL;
-    loop {
-        let now = Instant::now();
-        assert!(now < deadline, "no {kind} within {within:?}");
-        match sub.next_event(deadline.min(next_ping) - now).await {
-            WsEvent::Timeout => {
-                if Instant::now() >= next_ping {
-                    sub.send_text(LITERAL_PING).await;
-                    next_ping += PING_INTERVAL;
-                }
-            }
-            WsEvent::Text(text) if text == LITERAL_PONG => {}
-            WsEvent::Text(text) => {
-                let frame: Value = serde_json::from_str(&text).expect("json");
-                assert_eq!(frame["type"], kind, "expected {kind}, got {frame}");
-                return frame;
-            }
-            other => panic!("expected {kind}, got {other:?}"),
+    match sub.next_event_pinging(within, PING_INTERVAL).await {
+        WsEvent::Timeout => panic!("no {kind} within {within:?}"),
+        WsEvent::Text(text) => {
+            let frame: Value = serde_json::from_str(&text).expect("json");
+            assert_eq!(frame["type"], kind, "expected {kind}, got {frame}");
+            frame
         }
+        other => panic!("expected {kind}, got {other:?}"),
     }
 }
 
