@@ -139,7 +139,7 @@ export type Effect =
   | { type: "connect"; params: ConnectParams }
   | { type: "send"; text: string }
   | { type: "close"; code: number }
-  /** Feed `tick` at this time (replaces any earlier timer; `undefined`: none). */
+  /** Feed `tick` at this time (replaces any earlier timer; `undefined`: none). A timer that fired is spent: a tick is answered with this again while a deadline remains. */
   | { type: "set_timer"; at: number | undefined }
   /** `GET /api/job-state/{jobId}` with this bearer token. */
   | { type: "fetch_state"; token: string }
@@ -214,9 +214,14 @@ export class Client {
   /** The one entry point: `now` in ms since the epoch. */
   handle(now: number, input: Input): Effect[] {
     const out: Effect[] = [];
+    // A fired timer is spent: after a tick a deadline still ahead is stated
+    // again, so a shell whose timer fired early (Node's timers run on a clock
+    // that can be a millisecond ahead of `Date.now()`) is told it rather than
+    // left without one.
+    const spent = input.type === "tick";
     if (!this.isFinished) this.step(now, input, out);
     const timer = this.nextDeadline();
-    if (timer !== this.timer) {
+    if ((spent && timer !== undefined) || timer !== this.timer) {
       this.timer = timer;
       out.push({ type: "set_timer", at: timer });
     }

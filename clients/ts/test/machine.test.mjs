@@ -38,6 +38,18 @@ test("the literal ping goes out as soon as the socket opens, then every interval
   assert.deepEqual(of(c.handle(T0 + 30_005, { type: "tick" }), "send"), [{ type: "send", text: LITERAL_PING }]);
 });
 
+test("a timer that fired early is armed again for the same deadline", () => {
+  // Node's timers can fire a millisecond before Date.now() reaches the
+  // deadline; without the re-arm the client waited forever (a CI flake).
+  const c = client();
+  c.handle(T0, { type: "start" });
+  const [wait] = of(c.handle(T0, { type: "closed" }), "waiting");
+  assert.ok(wait.at > T0);
+  assert.deepEqual(c.handle(wait.at - 1, { type: "tick" }), [{ type: "set_timer", at: wait.at }]);
+  assert.equal(of(c.handle(wait.at, { type: "tick" }), "connect").length, 1);
+  assert.deepEqual(c.handle(wait.at, { type: "tick" }), [], "a stale tick with nothing due changes nothing");
+});
+
 test("seq and processedCount never go backwards on live frames", () => {
   const c = active();
   c.handle(T0, { type: "frame", text: progress(5, 5) });

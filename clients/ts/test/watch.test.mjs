@@ -222,15 +222,20 @@ test("an upgrade that never answers times out and is retried; close() while conn
     ioTimeout: 150,
     backoffBase: 20,
   });
-  await within(
-    new Promise((r) => {
-      const poll = () => (connections >= 2 && handle.state.name === "connecting" ? r() : setTimeout(poll, 5));
-      poll();
-    }),
-    "a second attempt",
-  );
-  handle.close();
-  assert.deepEqual((await within(handle.outcome, "outcome")).ending, { kind: "gave_up", reason: { kind: "stopped" } });
-  await new Promise((r) => setTimeout(r, 50)); // an "error" of the abandoned socket would surface here
-  for (const socket of accepted) socket.destroy();
+  try {
+    await within(
+      new Promise((r) => {
+        const poll = () => (connections >= 2 && handle.state.name === "connecting" ? r() : setTimeout(poll, 5));
+        poll();
+      }),
+      "a second attempt",
+    );
+    handle.close();
+    assert.deepEqual((await within(handle.outcome, "outcome")).ending, { kind: "gave_up", reason: { kind: "stopped" } });
+    await new Promise((r) => setTimeout(r, 50)); // an "error" of the abandoned socket would surface here
+  } finally {
+    // Also on failure: an open socket would keep the server, and the file, from ending.
+    handle.close();
+    for (const socket of accepted) socket.destroy();
+  }
 });

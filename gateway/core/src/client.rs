@@ -231,7 +231,9 @@ pub enum Effect {
     Send(String),
     /// Close the socket.
     Close(CloseCode),
-    /// Call [`Input::Tick`] at this time (replaces any earlier timer).
+    /// Call [`Input::Tick`] at this time (replaces any earlier timer). A
+    /// timer that fired is spent: a tick is answered with this again while a
+    /// deadline remains.
     SetTimer(Option<Millis>),
     /// `GET /api/job-state/{jobId}` with this bearer token.
     FetchState(Token),
@@ -351,11 +353,15 @@ impl Client {
     /// The one entry point.
     pub fn handle(&mut self, now: Millis, input: Input) -> Vec<Effect> {
         let mut out = Vec::new();
+        // A fired timer is spent: after a tick a deadline still ahead is
+        // stated again, so a driver whose timer fired early (its clock a
+        // little ahead of `now`'s) is told it rather than left without one.
+        let spent = matches!(input, Input::Tick);
         if !self.is_finished() {
             self.step(now, input, &mut out);
         }
         let timer = self.next_deadline();
-        if timer != self.timer {
+        if (spent && timer.is_some()) || timer != self.timer {
             self.timer = timer;
             out.push(Effect::SetTimer(timer));
         }
@@ -819,6 +825,33 @@ mod tests {
         assert!(sends(&fx).is_empty());
         // Only the reconnect timer is left.
         assert!(fx.contains(&Effect::SetTimer(Some(T0))), "{fx:?}");
+    }
+
+    #[test]
+    fn an_early_tick_is_told_the_same_deadline_again() {
+        // A driver's timer can fire a millisecond before its wall clock
+        // reaches the deadline; the machine must re-arm it, or the client
+        // waits forever (seen in the TypeScript shell under Node).
+        let mut c = client();
+        c.handle(T0, Input::Start);
+        c.script_random([0.5]);
+        let fx = c.handle(T0, Input::Closed { code: None });
+        let Some(at) = fx.iter().find_map(|e| match e {
+            Effect::SetTimer(Some(at)) => Some(*at),
+            _ => None,
+        }) else {
+            panic!("no reconnect timer: {fx:?}")
+        };
+        assert!(at > T0, "{fx:?}");
+        let early = c.handle(at.minus(Millis(1)), Input::Tick);
+        assert_eq!(early, [Effect::SetTimer(Some(at))], "early tick");
+        let fx = c.handle(at, Input::Tick);
+        assert!(
+            fx.iter().any(|e| matches!(e, Effect::Connect(_))),
+            "no reconnect at the deadline: {fx:?}"
+        );
+        // With nothing due, a stale tick changes nothing.
+        assert_eq!(c.handle(at, Input::Tick), []);
     }
 
     #[test]

@@ -286,14 +286,21 @@ fn a_literal_ping_on_open_then_every_30_s_and_not_a_millisecond_early() {
     );
     assert_eq!(r.c.state(), &State::Authenticating { attempt: 0 });
     // Before the snapshot too.
-    assert_eq!(r.at(opened.plus(Millis(29_999)), Input::Tick), []);
+    // A tick a millisecond early sends nothing and re-arms the same deadline.
+    assert_eq!(
+        r.at(opened.plus(Millis(29_999)), Input::Tick),
+        [Effect::SetTimer(Some(opened.plus(Millis(30_000))))]
+    );
     let fx = r.at(opened.plus(Millis(30_000)), Input::Tick);
     assert_eq!(sends(&fx), [LITERAL_PING]);
     assert_eq!(timer(&fx), Some(Some(opened.plus(Millis(60_000)))));
     // A frame neither pings nor moves the schedule.
     let fx = r.go(snapshot(0, 0, None));
     assert!(sends(&fx).is_empty() && timer(&fx).is_none(), "{fx:?}");
-    assert_eq!(r.at(opened.plus(Millis(59_999)), Input::Tick), []);
+    assert_eq!(
+        r.at(opened.plus(Millis(59_999)), Input::Tick),
+        [Effect::SetTimer(Some(opened.plus(Millis(60_000))))]
+    );
     let fx = r.at(opened.plus(Millis(60_000)), Input::Tick);
     assert_eq!(sends(&fx), [LITERAL_PING]);
     assert_eq!(timer(&fx), Some(Some(opened.plus(Millis(90_000)))));
@@ -699,7 +706,10 @@ fn failed_upgrades(config: ClientConfig, seed: [u8; 8], n: usize) -> Vec<Backoff
         waits.push(b);
         // Not a millisecond early.
         if b.at > r.now {
-            assert_eq!(r.at(b.at.minus(Millis(1)), Input::Tick), []);
+            assert_eq!(
+                r.at(b.at.minus(Millis(1)), Input::Tick),
+                [Effect::SetTimer(Some(b.at))]
+            );
         }
         let fx = r.at(b.at, Input::Tick);
         assert_eq!(
@@ -830,7 +840,10 @@ proptest! {
         r.go(snapshot(0, 0, None));
         let mut due = T0.plus(Millis(interval));
         for _ in 0..3 {
-            prop_assert_eq!(r.at(due.minus(Millis(1)), Input::Tick), []);
+            prop_assert_eq!(
+                r.at(due.minus(Millis(1)), Input::Tick),
+                [Effect::SetTimer(Some(due))]
+            );
             let fired = due.plus(Millis(late));
             let fx = r.at(fired, Input::Tick);
             prop_assert_eq!(sends(&fx), [LITERAL_PING]);
@@ -997,13 +1010,19 @@ fn a_failing_sync_is_tried_3_times_2_s_and_4_s_apart_then_reconnects() {
             [Effect::SetTimer(Some(t1.plus(Millis(2_000))))],
             "{status}"
         );
-        assert_eq!(r.at(t1.plus(Millis(1_999)), Input::Tick), []);
+        assert_eq!(
+            r.at(t1.plus(Millis(1_999)), Input::Tick),
+            [Effect::SetTimer(Some(t1.plus(Millis(2_000))))]
+        );
         let fx = r.at(t1.plus(Millis(2_000)), Input::Tick);
         assert_eq!(fetches(&fx), 1, "try 2: {fx:?}");
         let t2 = r.now;
         let fx = r.go(fetched(status, None));
         assert_eq!(fx, [Effect::SetTimer(Some(t2.plus(Millis(4_000))))]);
-        assert_eq!(r.at(t2.plus(Millis(3_999)), Input::Tick), []);
+        assert_eq!(
+            r.at(t2.plus(Millis(3_999)), Input::Tick),
+            [Effect::SetTimer(Some(t2.plus(Millis(4_000))))]
+        );
         let fx = r.at(t2.plus(Millis(4_000)), Input::Tick);
         assert_eq!(fetches(&fx), 1, "try 3: {fx:?}");
         let fx = r.go(fetched(status, None));
