@@ -2,7 +2,7 @@
 //! the simulated runtime (`gateway-sim`).
 
 use gateway_core::client::State;
-use gateway_core::room::{Effect, Input, RoomConfig, SocketId, TIMER_FIRED};
+use gateway_core::room::{Effect, Input, PersistPolicy, RoomConfig, SocketId, TIMER_FIRED};
 use gateway_core::timer::Timer;
 use gateway_core::{CloseCode, Millis};
 use gateway_sim::Sim;
@@ -108,4 +108,86 @@ fn an_alarm_for_the_idle_sweep_sweeps_and_logs_it_once() {
 fn a_socket_is_named_s_and_its_number_in_logs() {
     assert_eq!(SocketId(0).to_string(), "s0");
     assert_eq!(SocketId(42).to_string(), "s42");
+}
+
+#[test]
+fn the_seeds_throttle_writes_every_5th_update_or_after_10_s_and_a_terminal_event_at_once() {
+    // The seed's policy, kept to show what it loses (scenarios.rs): the
+    // gateway writes every event; the seed wrote on the 5th unwritten update,
+    // once 10 s had passed since its last write, and at once for an end.
+    let mut s = Sim::new(
+        RoomConfig {
+            persist: PersistPolicy::SeedThrottled {
+                every: 5,
+                interval: Millis::from_secs(10),
+            },
+            ..RoomConfig::default()
+        },
+        T0,
+        11,
+    );
+    assert_eq!(s.create_default_job(Some(1_000)).status, 202);
+    let base = s.stats.writes;
+    let writes = |s: &Sim| s.stats.writes - base;
+    for n in 1..=4 {
+        assert_eq!(s.producer(&progress(n)).status, 202);
+    }
+    assert_eq!(writes(&s), 0, "4 updates within 10 s: not written yet");
+    assert_eq!(s.producer(&progress(5)).status, 202);
+    assert_eq!(writes(&s), 1, "the 5th update is written");
+    for n in 6..=8 {
+        assert_eq!(s.producer(&progress(n)).status, 202);
+    }
+    assert_eq!(writes(&s), 1, "3 more: not written yet");
+    s.now = s.now.plus(Millis::from_secs(10));
+    assert_eq!(s.producer(&progress(9)).status, 202);
+    assert_eq!(writes(&s), 2, "10 s after the last write, the next is written");
+    assert_eq!(
+        s.producer(r#"{"type":"complete","summary":{"rows":9}}"#)
+            .status,
+        202
+    );
+    assert_eq!(writes(&s), 3, "the end is written at once");
+}
+
+#[test]
+fn a_refresh_skips_a_socket_whose_issued_token_lives_as_long_and_reaches_one_that_dies_sooner() {
+    // Socket A holds the creation token; socket B connects with a token the
+    // producer issued at the very instant the lineage is refreshed, so both
+    // expire at the same millisecond: B has nothing to gain, A must get it.
+    let mut s = sim();
+    let a = s.add_client(Some("a"));
+    s.start(a);
+    s.settle();
+    let due = s
+        .room()
+        .and_then(|r| r.timer(Timer::TokenRefresh))
+        .expect("a refresh is armed for a live socket");
+    s.now = due;
+    let r = s.room_request(Input::IssueToken { random: [5; 16] });
+    assert_eq!(r.status, 202, "{}", r.body);
+    let issued: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let token = gateway_core::token::Token::from_string(issued["token"].as_str().unwrap().into());
+    let expires = Millis(issued["expiresAt"].as_u64().unwrap());
+    let b = s.add_client_with(Some("b"), token, Some(expires));
+    s.start(b);
+    s.settle();
+    let (sa, sb) = (s.clients[a].socket.unwrap(), s.clients[b].socket.unwrap());
+    let refreshes = |s: &Sim, socket| {
+        s.logs[&socket]
+            .frames
+            .iter()
+            .filter(|f| f.message.type_name() == "token_refresh")
+            .count()
+    };
+    assert_eq!((refreshes(&s, sa), refreshes(&s, sb)), (0, 0));
+    s.room_input(Input::Alarm {
+        pings: vec![],
+        random: [6; 16],
+    });
+    s.settle();
+    let newest = s.room().and_then(|r| r.job()).and_then(|j| j.tokens.newest_expiry());
+    assert_eq!(newest, Some(expires), "the refresh expires with B's token");
+    assert_eq!(refreshes(&s, sa), 1, "A's token dies sooner");
+    assert_eq!(refreshes(&s, sb), 0, "B's lives as long");
 }

@@ -130,3 +130,81 @@ impl Room {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{CreateJob, Pipeline};
+
+    const T0: Millis = Millis(1_763_000_000_000);
+
+    fn room_with_job() -> Room {
+        let (mut room, _) = Room::restore(RoomConfig::default(), T0, Kept::default());
+        let request = CreateJob {
+            job_id: Some("job-1".into()),
+            pipeline: Pipeline::CsvImport,
+            total_count: Some(10),
+            ttl: Millis::from_hours(2),
+            callback_url: None,
+        };
+        let fx = room.handle(
+            T0,
+            Input::Create {
+                request,
+                job_id: "job-1".into(),
+                token_random: [1; 16],
+                origin: "http://127.0.0.1:8787".into(),
+            },
+        );
+        assert!(fx.iter().any(|e| matches!(e, Effect::Respond(r) if r.status == 202)), "{fx:?}");
+        room
+    }
+
+    fn refreshed(room: &mut Room, now: Millis) -> Vec<Effect> {
+        let mut out = Vec::new();
+        room.refresh_token(now, [7; 16], &mut out);
+        out
+    }
+
+    // The refresh timer is never armed for a revoked or ended job (`rearm`);
+    // `refresh_token` refuses them on its own too, so a timer left armed by
+    // some later change cannot hand a token to a revoked job.
+
+    #[test]
+    fn a_revoked_running_job_gets_no_new_token() {
+        let mut room = room_with_job();
+        room.handle(T0, Input::Revoke);
+        assert!(room.job().is_some_and(|j| j.tokens.is_empty()));
+        let fx = refreshed(&mut room, T0.plus(Millis::from_mins(115)));
+        assert!(fx.is_empty(), "{fx:?}");
+        assert!(room.job().is_some_and(|j| j.tokens.is_empty()));
+    }
+
+    #[test]
+    fn an_ended_job_gets_no_new_token() {
+        let mut room = room_with_job();
+        let fx = room.handle(
+            T0,
+            Input::Events {
+                body: br#"{"type":"complete"}"#.to_vec(),
+            },
+        );
+        assert!(fx.iter().any(|e| matches!(e, Effect::Respond(r) if r.status == 202)), "{fx:?}");
+        let before = room.job().and_then(|j| j.tokens.newest_expiry());
+        let fx = refreshed(&mut room, T0.plus(Millis::from_mins(115)));
+        assert!(fx.is_empty(), "{fx:?}");
+        assert_eq!(room.job().and_then(|j| j.tokens.newest_expiry()), before);
+    }
+
+    #[test]
+    fn a_running_job_gets_its_next_token() {
+        // The two refusals above are not because a refresh never works here.
+        let mut room = room_with_job();
+        let fx = refreshed(&mut room, T0.plus(Millis::from_mins(115)));
+        assert!(fx.iter().any(|e| matches!(e, Effect::Persist(_))), "{fx:?}");
+        assert_eq!(
+            room.job().and_then(|j| j.tokens.newest_expiry()),
+            Some(T0.plus(Millis::from_mins(115)).plus(Millis::from_hours(2)))
+        );
+    }
+}
