@@ -2,7 +2,10 @@
 //! the simulated runtime (`gateway-sim`).
 
 use gateway_core::client::State;
-use gateway_core::room::{Effect, Input, PersistPolicy, RoomConfig, SocketId, TIMER_FIRED};
+use gateway_core::room::{
+    Attachment, Effect, Input, JobRecord, Kept, KeptSocket, PersistPolicy, Room, RoomConfig,
+    SocketId, TIMER_FIRED,
+};
 use gateway_core::timer::Timer;
 use gateway_core::{CloseCode, Millis};
 use gateway_sim::Sim;
@@ -190,4 +193,65 @@ fn a_refresh_skips_a_socket_whose_issued_token_lives_as_long_and_reaches_one_tha
     assert_eq!(newest, Some(expires), "the refresh expires with B's token");
     assert_eq!(refreshes(&s, sa), 1, "A's token dies sooner");
     assert_eq!(refreshes(&s, sb), 0, "B's lives as long");
+}
+
+#[test]
+fn the_idle_sweep_is_due_3_intervals_after_the_oldest_sign_of_life_even_after_the_clock_stepped_back() {
+    // The runtime's clock is the host's and may step back between two
+    // events; the sweep follows the oldest socket either way (30 s pings:
+    // due 90 s after it), never a later instant armed before the step.
+    let mut s = sim();
+    let a = s.add_client(Some("a"));
+    s.now = s.now.plus(Millis::from_secs(10));
+    s.start(a);
+    s.settle();
+    let sweep = |s: &Sim| s.room().and_then(|r| r.timer(Timer::IdleSweep));
+    assert_eq!(sweep(&s), Some(s.now.plus(Millis::from_secs(90))));
+    s.now = s.now.minus(Millis::from_secs(10));
+    let b = s.add_client(Some("b"));
+    s.start(b);
+    s.settle();
+    assert!(s.clients[b].socket.is_some(), "b connected");
+    assert_eq!(sweep(&s), Some(s.now.plus(Millis::from_secs(90))));
+}
+
+/// The room rebuilt from `record` with one socket the runtime still holds,
+/// whose token expires 30 s from now.
+fn restored_with_a_socket(record: JobRecord, now: Millis) -> Room {
+    let socket = KeptSocket {
+        attachment: Attachment {
+            socket: SocketId(7),
+            client_id: None,
+            connected_at: now,
+            last_frame: None,
+            token_expires_at: Some(now.plus(Millis::from_secs(30))),
+        },
+        last_auto_response: None,
+    };
+    let kept = Kept {
+        delivered: Some(record.seq),
+        record: Some(record),
+        sockets: vec![socket],
+        alarm: None,
+    };
+    Room::restore(RoomConfig::default(), now, kept).0
+}
+
+#[test]
+fn only_a_running_job_closes_a_socket_when_its_token_expires() {
+    // Token timers serve a running job: an ended one is never told to
+    // reauthenticate (1008), even for a socket the runtime still holds.
+    let mut s = sim();
+    let running = s.room().and_then(Room::job).cloned().expect("the job");
+    let room = restored_with_a_socket(running, s.now);
+    assert_eq!(
+        room.timer(Timer::TokenExpiry),
+        Some(s.now.plus(Millis::from_secs(30)))
+    );
+    assert_eq!(s.producer(r#"{"type":"complete"}"#).status, 202);
+    let ended = s.room().and_then(Room::job).cloned().expect("the job");
+    let room = restored_with_a_socket(ended, s.now);
+    assert_eq!(room.live_sockets().count(), 1, "the socket is kept");
+    assert_eq!(room.timer(Timer::TokenExpiry), None);
+    assert_eq!(room.timer(Timer::TokenRefresh), None);
 }
