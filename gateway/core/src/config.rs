@@ -289,7 +289,7 @@ pub struct Config {
     /// The keys subscriber tokens are checked with, from `TOKEN_SECRET`
     /// (else `PRODUCER_SECRET`) and `TOKEN_SECRET_PREVIOUS`; `None` when
     /// neither secret is set (no job can exist then). The current key is
-    /// also `room.token_key`.
+    /// also `room.token_key` (`None` with it).
     pub tokens: Option<TokenKeys>,
 }
 
@@ -337,10 +337,8 @@ impl Config {
         let previous = get(TOKEN_SECRET_PREVIOUS)
             .filter(|s| !s.is_empty())
             .map(|s| TokenKey::derive(TOKEN_SECRET_LABEL, &s));
-        let tokens = current.map(|current| {
-            room.token_key = current;
-            TokenKeys { current, previous }
-        });
+        room.token_key = current;
+        let tokens = current.map(|current| TokenKeys { current, previous });
         Ok(Self {
             origins,
             room,

@@ -29,6 +29,7 @@ fn config(origins: &str) -> Config {
 fn token(c: &Config) -> String {
     c.room
         .token_key
+        .expect("a key")
         .mint(JOB, T0.plus(Millis::from_hours(1)), T0, [7; 16])
         .expose()
         .to_owned()

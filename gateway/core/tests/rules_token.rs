@@ -406,7 +406,7 @@ fn the_token_key_comes_from_token_secret_else_from_the_producer_secret() {
     let derived = config(&[(PRODUCER_SECRET, "p1")]).unwrap();
     let keys = derived.tokens.unwrap();
     assert_eq!(
-        keys.current, derived.room.token_key,
+        Some(keys.current), derived.room.token_key,
         "the room signs with it"
     );
     let t = keys.current.mint(JOB, exp, T0, [1; 16]);
@@ -433,10 +433,12 @@ fn the_token_key_comes_from_token_secret_else_from_the_producer_secret() {
     .unwrap();
     let rk = rotating.tokens.unwrap();
     assert!(rk.verify(t.expose(), JOB, T0).is_ok());
-    assert_eq!(rotating.room.token_key, rk.current);
+    assert_eq!(rotating.room.token_key, Some(rk.current));
     assert_ne!(rk.current, own_keys.current);
-    // No secret at all: no key (no job can exist then).
+    // No secret at all: no key (no job can exist then), and the room signs
+    // nothing (not with the tests' key either).
     assert_eq!(config(&[]).unwrap().tokens, None);
+    assert_eq!(config(&[]).unwrap().room.token_key, None);
 }
 
 // --- the edge's decision ----------------------------------------------------------
@@ -448,6 +450,7 @@ fn edge_config() -> Config {
 fn good_token(c: &Config, job: &str) -> String {
     c.room
         .token_key
+        .expect("a key")
         .mint(job, T0.plus(Millis::from_hours(1)), T0, [7; 16])
         .expose()
         .to_owned()
@@ -479,6 +482,7 @@ fn a_forged_wrong_job_or_expired_token_is_the_same_401_on_every_subscriber_route
     let expired = c
         .room
         .token_key
+        .expect("a key")
         .mint(JOB, T0, T0.minus(Millis(1)), [7; 16])
         .expose()
         .to_owned();

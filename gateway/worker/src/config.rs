@@ -38,10 +38,11 @@ pub fn load(env: &Env) -> Result<Rc<Config>, HttpError> {
 
 /// The room's settings. The router refuses every request while the
 /// configuration is invalid, so only sockets accepted before (by an earlier
-/// deployment) reach a room then; they keep running on the defaults.
+/// deployment) reach a room then; they keep running on the defaults, with
+/// no token key: no refresh signed with a key the edge does not hold.
 #[must_use]
 pub fn room(env: &Env) -> RoomConfig {
-    load(env).map_or_else(|_| RoomConfig::default(), |c| c.room)
+    load(env).map_or_else(|_| RoomConfig::unconfigured(), |c| c.room)
 }
 
 /// A var or secret as text: strings as they are, numbers (a TOML integer

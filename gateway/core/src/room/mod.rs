@@ -105,8 +105,11 @@ pub struct RoomConfig {
     pub supersede: SupersedePolicy,
     /// When state is written.
     pub persist: PersistPolicy,
-    /// Signs the tokens the room issues (`TOKEN_SECRET`).
-    pub token_key: TokenKey,
+    /// Signs the tokens the room issues (`TOKEN_SECRET`). `None` while the
+    /// deployment has no valid key ([`RoomConfig::unconfigured`]): the room
+    /// then issues no token (no refresh; a create or issue is 503) and keeps
+    /// serving the sockets it has with the tokens they hold.
+    pub token_key: Option<TokenKey>,
     /// Longest session: in-band refreshes never extend a token past its
     /// session's start plus this (`MAX_SESSION_MS`).
     pub max_session: Millis,
@@ -123,8 +126,24 @@ impl Default for RoomConfig {
             retry_after: Millis::from_secs(5),
             supersede: SupersedePolicy::Spec,
             persist: PersistPolicy::EveryRequest,
-            token_key: TokenKey::TEST,
+            // Tests, the simulation and the model only: the Worker takes its
+            // key from its secrets (`Config::from_vars`) or has none.
+            token_key: Some(TokenKey::TEST),
             max_session: DEFAULT_MAX_SESSION,
+        }
+    }
+}
+
+impl RoomConfig {
+    /// What a room runs on while the deployment's vars are invalid (the
+    /// edge then refuses every request, so only sockets accepted earlier
+    /// and alarms reach it): the defaults with no token key, so it signs
+    /// nothing with a key the edge does not hold.
+    #[must_use]
+    pub fn unconfigured() -> Self {
+        Self {
+            token_key: None,
+            ..Self::default()
         }
     }
 }

@@ -41,9 +41,12 @@ impl Room {
             ));
             return;
         }
+        let Some(key) = self.config.token_key else {
+            return out.push(Effect::Respond(tokens::no_token_key().into()));
+        };
         let mut tokens = TokenSet::new(req.ttl);
         let minter = Minter {
-            key: &self.config.token_key,
+            key: &key,
             job_id: &job_id,
             max_session: self.config.max_session,
         };

@@ -9,6 +9,16 @@ use crate::token::{TooManyTokens, MAX_PRODUCER_TOKENS};
 /// from its backend).
 pub const SESSION_ENDED_REASON: &str = "token expired: get a new one from your backend";
 
+/// The answer to a create or an issue in a room without a token key; the
+/// edge refuses such requests first, so only a bug reaches this.
+pub(super) fn no_token_key() -> HttpError {
+    HttpError::new(
+        500,
+        "not_configured",
+        "no token key: set PRODUCER_SECRET (or TOKEN_SECRET) with `wrangler secret put`, then redeploy",
+    )
+}
+
 impl Room {
     pub(super) fn authorize(&self, token: &str, now: Millis) -> Result<(), HttpError> {
         let job = self.job_or_404()?;
@@ -24,6 +34,9 @@ impl Room {
         let (key, max_session) = (self.config.token_key, self.config.max_session);
         let Some(job) = self.job_mut() else {
             return out.push(Effect::Respond(HttpError::job_not_found().into()));
+        };
+        let Some(key) = key else {
+            return out.push(Effect::Respond(no_token_key().into()));
         };
         let minter = Minter {
             key: &key,
@@ -79,7 +92,7 @@ impl Room {
         random: [u8; 16],
         out: &mut Vec<Effect>,
     ) -> Option<(Token, Millis)> {
-        let (key, max_session) = (self.config.token_key, self.config.max_session);
+        let (key, max_session) = (self.config.token_key?, self.config.max_session);
         let job = self.job_mut()?;
         let minter = Minter {
             key: &key,
@@ -139,7 +152,13 @@ mod tests {
     const T0: Millis = Millis(1_763_000_000_000);
 
     fn room_with_job() -> Room {
-        let (mut room, _) = Room::restore(RoomConfig::default(), T0, Kept::default());
+        let (mut room, fx) = create(RoomConfig::default());
+        assert!(fx.iter().any(|e| matches!(e, Effect::Respond(r) if r.status == 202)), "{fx:?}");
+        room
+    }
+
+    fn create(config: RoomConfig) -> (Room, Vec<Effect>) {
+        let (mut room, _) = Room::restore(config, T0, Kept::default());
         let request = CreateJob {
             job_id: Some("job-1".into()),
             pipeline: Pipeline::CsvImport,
@@ -156,8 +175,7 @@ mod tests {
                 origin: "http://127.0.0.1:8787".into(),
             },
         );
-        assert!(fx.iter().any(|e| matches!(e, Effect::Respond(r) if r.status == 202)), "{fx:?}");
-        room
+        (room, fx)
     }
 
     fn refreshed(room: &mut Room, now: Millis) -> Vec<Effect> {
@@ -206,5 +224,32 @@ mod tests {
             room.job().and_then(|j| j.tokens.newest_expiry()),
             Some(T0.plus(Millis::from_mins(115)).plus(Millis::from_hours(2)))
         );
+    }
+
+    #[test]
+    fn a_room_without_a_token_key_signs_nothing() {
+        // What the Worker runs a room on while its vars are invalid.
+        let (room, fx) = create(RoomConfig::unconfigured());
+        let refused = fx.iter().find_map(|e| match e {
+            Effect::Respond(r) => Some(r),
+            _ => None,
+        });
+        assert!(
+            refused.is_some_and(|r| r.status == 500 && r.body.contains("not_configured")),
+            "{fx:?}"
+        );
+        assert!(room.job().is_none(), "no job without a key");
+        // A room whose job was made under a key, woken without one: no
+        // refresh, no issued token; its sockets keep the tokens they hold.
+        let mut room = room_with_job();
+        room.config.token_key = None;
+        assert!(refreshed(&mut room, T0.plus(Millis::from_mins(115))).is_empty());
+        let fx = room.handle(T0, Input::IssueToken { random: [3; 16] });
+        assert!(
+            matches!(fx.as_slice(), [Effect::Respond(r)] if r.status == 500),
+            "{fx:?}"
+        );
+        let before = room.job().and_then(|j| j.tokens.newest_expiry());
+        assert_eq!(before, Some(T0.plus(Millis::from_hours(2))));
     }
 }
