@@ -6,7 +6,9 @@
 #                                      the core (the test machinery is the
 #                                      separate crate gateway/sim),
 #                                      checked by gateway-core's and
-#                                      gateway-client's tests (about an hour)
+#                                      gateway-client's tests (about 3 h;
+#                                      `--sharding round-robin --shard 0/2`
+#                                      runs every other mutant)
 #   scripts/mutants.sh ci              what CI runs: the mutants of the lines
 #                                      the last commit changed in the files
 #                                      the rules tests pin, checked by the
