@@ -272,6 +272,11 @@ impl Driver {
             if self.client.is_finished() {
                 break;
             }
+            // Every wake is ready at once when the machine keeps asking for
+            // what is already due (a deadline in the past, a stop it does not
+            // act on): take part in tokio's cooperative budget, so such a loop
+            // still lets the runtime's other tasks and timers run.
+            tokio::task::consume_budget().await;
             let open = self.socket.is_some();
             let wake = tokio::select! {
                 biased;
@@ -358,7 +363,12 @@ impl Driver {
                 self.socket = None;
                 self.disconnected(None)
             }
-            Wake::Timer => Some(Input::Tick),
+            Wake::Timer => {
+                // A fired timer is spent; the machine states it again while
+                // a deadline remains (`Effect::SetTimer`).
+                self.timer = None;
+                Some(Input::Tick)
+            }
         }
     }
 
