@@ -394,7 +394,8 @@ mod tests {
     fn unset_vars_give_the_spec_defaults() {
         let c = config(&[]).unwrap();
         assert_eq!(c.origins, AllowedOrigins::Any);
-        assert_eq!(c.room, RoomConfig::default());
+        // The defaults, with no key: no secret is set.
+        assert_eq!(c.room, RoomConfig::unconfigured());
         assert_eq!(c.room.max_sockets, 32);
         assert_eq!(c.room.ping_interval, Millis(30_000));
     }

@@ -565,8 +565,10 @@ fn a_good_token_goes_to_its_jobs_room_with_what_the_edge_parsed() {
 #[test]
 fn without_any_secret_every_subscriber_token_is_401() {
     let c = config(&[]).unwrap();
-    let token = good_token(&c, JOB);
-    let q = format!("jobId={JOB}&token={token}");
+    // Well-formed and signed, with the tests' fixed key (a room without a
+    // key signs nothing; before, it signed with this one).
+    let token = mint(&TokenKey::TEST, T0.plus(Millis::from_hours(1)), T0);
+    let q = format!("jobId={JOB}&token={}", token.expose());
     assert_eq!(refusal(&http::decide(&upgrade_parts(&q), &c, T0)).0, 401);
 }
 
