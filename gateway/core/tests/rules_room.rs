@@ -144,7 +144,11 @@ fn the_seeds_throttle_writes_every_5th_update_or_after_10_s_and_a_terminal_event
     assert_eq!(writes(&s), 1, "3 more: not written yet");
     s.now = s.now.plus(Millis::from_secs(10));
     assert_eq!(s.producer(&progress(9)).status, 202);
-    assert_eq!(writes(&s), 2, "10 s after the last write, the next is written");
+    assert_eq!(
+        writes(&s),
+        2,
+        "10 s after the last write, the next is written"
+    );
     assert_eq!(
         s.producer(r#"{"type":"complete","summary":{"rows":9}}"#)
             .status,
@@ -189,14 +193,18 @@ fn a_refresh_skips_a_socket_whose_issued_token_lives_as_long_and_reaches_one_tha
         random: [6; 16],
     });
     s.settle();
-    let newest = s.room().and_then(|r| r.job()).and_then(|j| j.tokens.newest_expiry());
+    let newest = s
+        .room()
+        .and_then(|r| r.job())
+        .and_then(|j| j.tokens.newest_expiry());
     assert_eq!(newest, Some(expires), "the refresh expires with B's token");
     assert_eq!(refreshes(&s, sa), 1, "A's token dies sooner");
     assert_eq!(refreshes(&s, sb), 0, "B's lives as long");
 }
 
 #[test]
-fn the_idle_sweep_is_due_3_intervals_after_the_oldest_sign_of_life_even_after_the_clock_stepped_back() {
+fn the_idle_sweep_is_due_3_intervals_after_the_oldest_sign_of_life_even_after_the_clock_stepped_back(
+) {
     // The runtime's clock is the host's and may step back between two
     // events; the sweep follows the oldest socket either way (30 s pings:
     // due 90 s after it), never a later instant armed before the step.

@@ -406,7 +406,8 @@ fn the_token_key_comes_from_token_secret_else_from_the_producer_secret() {
     let derived = config(&[(PRODUCER_SECRET, "p1")]).unwrap();
     let keys = derived.tokens.unwrap();
     assert_eq!(
-        Some(keys.current), derived.room.token_key,
+        Some(keys.current),
+        derived.room.token_key,
         "the room signs with it"
     );
     let t = keys.current.mint(JOB, exp, T0, [1; 16]);

@@ -153,7 +153,11 @@ mod tests {
 
     fn room_with_job() -> Room {
         let (mut room, fx) = create(RoomConfig::default());
-        assert!(fx.iter().any(|e| matches!(e, Effect::Respond(r) if r.status == 202)), "{fx:?}");
+        assert!(
+            fx.iter()
+                .any(|e| matches!(e, Effect::Respond(r) if r.status == 202)),
+            "{fx:?}"
+        );
         room
     }
 
@@ -207,7 +211,11 @@ mod tests {
                 body: br#"{"type":"complete"}"#.to_vec(),
             },
         );
-        assert!(fx.iter().any(|e| matches!(e, Effect::Respond(r) if r.status == 202)), "{fx:?}");
+        assert!(
+            fx.iter()
+                .any(|e| matches!(e, Effect::Respond(r) if r.status == 202)),
+            "{fx:?}"
+        );
         let before = room.job().and_then(|j| j.tokens.newest_expiry());
         let fx = refreshed(&mut room, T0.plus(Millis::from_mins(115)));
         assert!(fx.is_empty(), "{fx:?}");
