@@ -152,7 +152,7 @@ mod tests {
     const T0: Millis = Millis(1_763_000_000_000);
 
     fn room_with_job() -> Room {
-        let (mut room, fx) = create(RoomConfig::default());
+        let (room, fx) = create(RoomConfig::default());
         assert!(
             fx.iter()
                 .any(|e| matches!(e, Effect::Respond(r) if r.status == 202)),
