@@ -13,7 +13,12 @@ use gateway_sim::Sim;
 const T0: Millis = Millis(1_763_000_000_000);
 
 fn sim() -> Sim {
-    let mut s = Sim::new(RoomConfig::default(), T0, 11);
+    sim_with(RoomConfig::default())
+}
+
+/// A room with a created job of 1,000 items on `config`.
+fn sim_with(config: RoomConfig) -> Sim {
+    let mut s = Sim::new(config, T0, 11);
     assert_eq!(s.create_default_job(Some(1_000)).status, 202);
     s
 }
@@ -118,18 +123,13 @@ fn the_seeds_throttle_writes_every_5th_update_or_after_10_s_and_a_terminal_event
     // The seed's policy, kept to show what it loses (scenarios.rs): the
     // gateway writes every event; the seed wrote on the 5th unwritten update,
     // once 10 s had passed since its last write, and at once for an end.
-    let mut s = Sim::new(
-        RoomConfig {
-            persist: PersistPolicy::SeedThrottled {
-                every: 5,
-                interval: Millis::from_secs(10),
-            },
-            ..RoomConfig::default()
+    let mut s = sim_with(RoomConfig {
+        persist: PersistPolicy::SeedThrottled {
+            every: 5,
+            interval: Millis::from_secs(10),
         },
-        T0,
-        11,
-    );
-    assert_eq!(s.create_default_job(Some(1_000)).status, 202);
+        ..RoomConfig::default()
+    });
     let base = s.stats.writes;
     let writes = |s: &Sim| s.stats.writes - base;
     for n in 1..=4 {
