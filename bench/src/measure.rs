@@ -1,6 +1,9 @@
 //! One turn of the suite against one target, and the gateway-only figures
 //! (storage reads per upgrade, bytes written per event, alarm wakes).
 
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -476,21 +479,14 @@ const DELIVERY: usize = 4;
 const ACK: usize = 5;
 const SLOTS: usize = 6;
 
-/// A new order of `n` targets for each round (Fisher-Yates on xorshift64,
-/// seeded: reproducible), so that no target always follows another.
-struct Shuffle(u64);
+/// A new order of `n` targets for each round (seeded: reproducible), so
+/// that no target always follows another.
+struct Shuffle(StdRng);
 
 impl Shuffle {
     fn order(&mut self, n: usize) -> Vec<usize> {
         let mut order: Vec<usize> = (0..n).collect();
-        for i in (1..n).rev() {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            #[allow(clippy::cast_possible_truncation)]
-            let j = (self.0 % (i as u64 + 1)) as usize;
-            order.swap(i, j);
-        }
+        order.shuffle(&mut self.0);
         order
     }
 }
@@ -518,7 +514,7 @@ pub async fn interleaved(
     let n = targets.len();
     // samples[target][slot]
     let mut samples = vec![vec![Vec::<f64>::new(); SLOTS]; n];
-    let mut shuffle = Shuffle(0x9E37_79B9_7F4A_7C15 ^ seed);
+    let mut shuffle = Shuffle(StdRng::seed_from_u64(seed));
     let add = |samples: &mut Vec<Vec<Vec<f64>>>, i: usize, slot: usize, x: f64| {
         samples[i][slot].push(x);
     };
